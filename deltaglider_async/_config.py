@@ -1,0 +1,129 @@
+"""Configuration: one frozen dataclass, built from keyword arguments over the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ._errors import InvalidArgumentError
+from ._version import __version__
+from .core.planner import validate_ratio
+
+DEFAULT_MAX_RATIO = 0.5
+DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
+DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+DEFAULT_MAX_WINDOW = 2 * 1024 * 1024 * 1024
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def default_concurrency() -> int:
+    """Default bound on in-flight operations: enough for S3 latency, bounded for xdelta3."""
+    return max(4, min(32, (os.cpu_count() or 2) * 4))
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaGliderConfig:
+    """Everything a client needs to know; build it with :meth:`from_env`.
+
+    ``xdelta_level`` and ``xdelta_secondary`` choose xdelta3's compression (``-9``,
+    ``-S djw``...). ``max_window`` caps xdelta3's source window (``-B``), whose memory
+    is reserved up front. ``max_diff_processes`` bounds concurrent xdelta3 children.
+    """
+
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    profile_name: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    tool_version: str = f"deltaglider-async/{__version__}"
+    max_ratio: float = DEFAULT_MAX_RATIO
+    max_concurrency: int = 0
+    log_level: str = "INFO"
+    xdelta_level: int = 9
+    xdelta_secondary: str | None = None
+    max_window: int = DEFAULT_MAX_WINDOW
+    max_diff_processes: int = 0
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
+    multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        validate_ratio(self.max_ratio)
+        if self.max_concurrency < 0:
+            raise InvalidArgumentError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if self.log_level.upper() not in _LEVELS:
+            raise InvalidArgumentError(f"log_level must be one of {sorted(_LEVELS)}")
+        if not 0 <= self.xdelta_level <= 9:
+            raise InvalidArgumentError(f"xdelta_level must be 0..9, got {self.xdelta_level}")
+        if self.xdelta_secondary not in (None, "djw", "lzma", "fgk", "none"):
+            raise InvalidArgumentError(
+                f"xdelta_secondary must be djw, lzma, fgk or none, got {self.xdelta_secondary!r}"
+            )
+        if self.multipart_chunksize < 5 * 1024 * 1024:
+            raise InvalidArgumentError("multipart_chunksize must be at least 5 MiB (an S3 rule)")
+
+    @property
+    def concurrency(self) -> int:
+        """The effective bound on in-flight operations."""
+        return self.max_concurrency or default_concurrency()
+
+    @property
+    def diff_processes(self) -> int:
+        """The effective bound on concurrent xdelta3 processes."""
+        return self.max_diff_processes or max(2, os.cpu_count() or 2)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> DeltaGliderConfig:
+        """Build a config from ``environ`` (default ``os.environ``) and explicit overrides.
+
+        Explicit keyword arguments win over the environment; ``None`` means "not given".
+        Unknown keyword arguments raise :class:`InvalidArgumentError` naming them.
+        """
+        env = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InvalidArgumentError(f"unknown configuration option(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        env_map = {
+            "endpoint_url": "AWS_ENDPOINT_URL",
+            "region_name": "AWS_DEFAULT_REGION",
+            "profile_name": "AWS_PROFILE",
+            "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+            "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+            "aws_session_token": "AWS_SESSION_TOKEN",
+            "log_level": "DG_LOG_LEVEL",
+        }
+        for name, var in env_map.items():
+            if env.get(var):
+                values[name] = env[var]
+        if not values.get("region_name") and env.get("AWS_REGION"):
+            values["region_name"] = env["AWS_REGION"]
+        if env.get("DG_MAX_RATIO"):
+            values["max_ratio"] = validate_ratio(env["DG_MAX_RATIO"], source="DG_MAX_RATIO")
+        if env.get("DG_MAX_CONCURRENCY"):
+            try:
+                values["max_concurrency"] = int(env["DG_MAX_CONCURRENCY"])
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"DG_MAX_CONCURRENCY must be an integer, got {env['DG_MAX_CONCURRENCY']!r}"
+                ) from None
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = value
+        if "max_ratio" in values:
+            values["max_ratio"] = validate_ratio(values["max_ratio"])
+        if "log_level" in values:
+            values["log_level"] = str(values["log_level"]).upper()
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> DeltaGliderConfig:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)

@@ -1,0 +1,130 @@
+"""The error tree of deltaglider-async, shared verbatim by the blocking `deltaglider` package.
+
+Every error the library raises is a :class:`DeltaGliderError`. Each branch also subclasses
+the builtin exception the documented API promises, so ``except FileNotFoundError`` keeps
+working for callers that never heard of this package::
+
+    DeltaGliderError
+    ├── NotFoundError ................................. FileNotFoundError
+    │   ├── BucketNotFoundError
+    │   └── ObjectNotFoundError
+    ├── AccessDeniedError ............................. PermissionError
+    ├── InvalidArgumentError .......................... ValueError
+    │   ├── InvalidURLError        (not an s3://bucket/key URL)
+    │   ├── InvalidRatioError      (max_ratio outside [0, 1])
+    │   └── ReservedKeyError       (reference.bin / *.delta user keys)
+    ├── StorageError .................................. IOError
+    │   ├── IntegrityError         (sha256 mismatch, undecodable delta, tampered cache)
+    │   ├── PreconditionFailedError (a conditional write lost the race)
+    │   ├── ConditionalWriteNotSupportedError
+    │   ├── BucketAlreadyExistsError (owned by someone else)
+    │   └── BucketNotEmptyError
+    ├── DiffError ..................................... RuntimeError
+    │   └── DiffToolNotFoundError  (xdelta3 is not installed)
+    └── ClientClosedError ............................. RuntimeError
+
+Lower-level errors (botocore, aiohttp, subprocess) are translated into this tree once, at
+the adapter boundary; none of them reaches a caller. An ``ExceptionGroup`` never reaches a
+caller either: see :func:`deltaglider_async._errors.unwrap_group`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class DeltaGliderError(Exception):
+    """Base class of every error raised by deltaglider and deltaglider_async."""
+
+
+class NotFoundError(DeltaGliderError, FileNotFoundError):
+    """A bucket, object or local file does not exist."""
+
+
+class BucketNotFoundError(NotFoundError):
+    """The bucket does not exist."""
+
+
+class ObjectNotFoundError(NotFoundError):
+    """The object does not exist (under its logical name nor its ``.delta`` name)."""
+
+
+class AccessDeniedError(DeltaGliderError, PermissionError):
+    """The credentials were refused or lack permission for the operation."""
+
+
+class InvalidArgumentError(DeltaGliderError, ValueError):
+    """An argument is malformed: a URL, a ratio, a key, a body type."""
+
+
+class InvalidURLError(InvalidArgumentError):
+    """A string is not a usable ``s3://bucket/key`` URL."""
+
+
+class InvalidRatioError(InvalidArgumentError):
+    """``max_ratio`` is outside ``[0, 1]``."""
+
+
+class ReservedKeyError(InvalidArgumentError):
+    """A user key collides with the storage format (``reference.bin`` or ``*.delta``)."""
+
+
+class StorageError(DeltaGliderError, IOError):
+    """The object store failed, or what it returned is unusable."""
+
+
+class IntegrityError(StorageError):
+    """Reconstructed or downloaded bytes do not match their recorded SHA-256."""
+
+
+class PreconditionFailedError(StorageError):
+    """A conditional write (``If-None-Match: *``) found the object already present."""
+
+
+class ConditionalWriteNotSupportedError(StorageError):
+    """The object store refused a conditional write as not implemented."""
+
+
+class BucketAlreadyExistsError(StorageError):
+    """The bucket name is taken by another account."""
+
+
+class BucketNotEmptyError(StorageError):
+    """The bucket still holds objects and cannot be deleted."""
+
+
+class DiffError(DeltaGliderError, RuntimeError):
+    """xdelta3 failed to encode or decode."""
+
+
+class DiffToolNotFoundError(DiffError):
+    """The ``xdelta3`` binary is not installed."""
+
+
+class ClientClosedError(DeltaGliderError, RuntimeError):
+    """The client was used after ``close()``/``aclose()``."""
+
+
+def unwrap_group(exc: BaseException) -> BaseException:
+    """Return the first leaf of nested exception groups, so callers see one plain error.
+
+    Task groups wrap failures in ``ExceptionGroup``; the documented API raises single
+    exceptions. Cancellation-type errors win over others so that cancellation is never
+    swallowed.
+    """
+    while isinstance(exc, BaseExceptionGroup):
+        leaves = exc.exceptions
+        preferred = [e for e in leaves if not isinstance(e, Exception)]
+        exc = (preferred or list(leaves))[0]
+    return exc
+
+
+@contextmanager
+def single_errors() -> Iterator[None]:
+    """Re-raise the first leaf of any ``ExceptionGroup`` raised inside the block."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf = unwrap_group(group)
+        raise leaf from group

@@ -1,0 +1,223 @@
+"""Value objects of the public API: keys, deltaspaces, operation summaries and statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ._errors import InvalidURLError
+
+REFERENCE_NAME = "reference.bin"
+DELTA_SUFFIX = ".delta"
+INTERNAL_PREFIX = ".deltaglider/"
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaSpace:
+    """The S3 "directory" whose files share one ``reference.bin``.
+
+    ``prefix`` is the parent of the object keys without a trailing slash; the bucket
+    root is the empty prefix. Keys are never normalised: ``a//b`` stays ``a//b``.
+    """
+
+    bucket: str
+    prefix: str
+
+    @property
+    def reference_key(self) -> str:
+        """Key of this space's ``reference.bin``."""
+        return self.key_for(REFERENCE_NAME)
+
+    def key_for(self, name: str) -> str:
+        """Key of a file called ``name`` directly inside this space."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    @property
+    def list_prefix(self) -> str:
+        """Prefix to LIST this space's own objects with (``delimiter='/'``)."""
+        return f"{self.prefix}/" if self.prefix else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKey:
+    """A bucket and a key, as the user names it (logical) or as stored (``.delta``)."""
+
+    bucket: str
+    key: str
+
+    @property
+    def space(self) -> DeltaSpace:
+        """The deltaspace the key belongs to."""
+        prefix, _, _ = self.key.rpartition("/")
+        return DeltaSpace(self.bucket, prefix)
+
+    @property
+    def name(self) -> str:
+        """Last path segment of the key."""
+        return self.key.rpartition("/")[2]
+
+    @property
+    def url(self) -> str:
+        """The key as an ``s3://bucket/key`` URL."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class S3Url:
+    """A parsed ``s3://bucket[/key]`` URL; ``key`` may be empty or end with ``/``."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Url:
+        """Parse ``s3://bucket/key``; raise :class:`InvalidURLError` naming the URL if not."""
+        if not isinstance(url, str) or not url.startswith("s3://"):
+            raise InvalidURLError(f"not an S3 URL (expected s3://bucket/key): {url!r}")
+        bucket, _, key = url[len("s3://") :].partition("/")
+        if not bucket:
+            raise InvalidURLError(f"S3 URL has no bucket name: {url!r}")
+        return cls(bucket, key)
+
+    @property
+    def is_prefix(self) -> bool:
+        """True when the URL names a "directory" (empty key or trailing slash)."""
+        return self.key == "" or self.key.endswith("/")
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class StoredAs(StrEnum):
+    """How a file ended up in the bucket."""
+
+    REFERENCE = "reference"
+    DELTA = "delta"
+    DIRECT = "direct"
+
+
+@dataclass(frozen=True, slots=True)
+class PutSummary:
+    """What :meth:`AsyncDeltaService.put` stored.
+
+    ``operation`` is ``"create_reference"`` (the file became the space's reference and
+    a zero-diff delta), ``"create_delta"`` or ``"upload_direct"``. ``key`` is the stored
+    key (``.delta`` for deltas); ``logical_key`` the name the user reads it back with.
+    """
+
+    operation: str
+    bucket: str
+    key: str
+    logical_key: str
+    original_name: str
+    file_size: int
+    file_sha256: str
+    md5: str
+    stored_size: int
+    etag: str
+    delta_size: int | None = None
+    delta_ratio: float | None = None
+    ref_key: str | None = None
+    ref_sha256: str | None = None
+    cache_hit: bool = False
+    reference_size: int | None = None
+
+    @property
+    def stored_as(self) -> StoredAs:
+        """``DELTA`` for deltas and new references, ``DIRECT`` otherwise."""
+        return StoredAs.DIRECT if self.operation == "upload_direct" else StoredAs.DELTA
+
+    @property
+    def is_delta(self) -> bool:
+        """True when the file was stored as a delta (including a new reference's)."""
+        return self.stored_as is StoredAs.DELTA
+
+    @property
+    def savings_percent(self) -> float:
+        """Share of the original size not stored, in percent (0 for direct objects)."""
+        if self.file_size == 0:
+            return 0.0
+        return (self.file_size - self.stored_size) / self.file_size * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class GetSummary:
+    """What :meth:`AsyncDeltaService.get` reconstructed and verified."""
+
+    bucket: str
+    key: str
+    logical_key: str
+    size: int
+    sha256: str
+    stored_as: StoredAs
+    reference_cache_hit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of :meth:`AsyncDeltaService.verify`; ``valid`` is False on corruption."""
+
+    valid: bool
+    expected_sha256: str
+    actual_sha256: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSummary:
+    """User-facing result of ``upload()``: sizes and savings of one stored file."""
+
+    operation: str
+    bucket: str
+    key: str
+    original_size: int
+    stored_size: int
+    is_delta: bool
+    delta_ratio: float = 0.0
+
+    @property
+    def original_size_mb(self) -> float:
+        """Original size in MiB."""
+        return self.original_size / _MIB
+
+    @property
+    def stored_size_mb(self) -> float:
+        """Stored size in MiB."""
+        return self.stored_size / _MIB
+
+    @property
+    def savings_percent(self) -> float:
+        """Share of the original size saved, in percent."""
+        if self.original_size == 0:
+            return 0.0
+        return (self.original_size - self.stored_size) / self.original_size * 100.0
+
+    @classmethod
+    def from_put(cls, summary: PutSummary) -> UploadSummary:
+        """Build the user-facing summary from the service's :class:`PutSummary`."""
+        return cls(
+            operation=summary.operation,
+            bucket=summary.bucket,
+            key=summary.key,
+            original_size=summary.file_size,
+            stored_size=summary.stored_size,
+            is_delta=summary.is_delta,
+            delta_ratio=summary.delta_ratio or 0.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStats:
+    """Storage statistics of one bucket (see ``get_bucket_stats``)."""
+
+    bucket: str
+    object_count: int
+    total_size: int
+    compressed_size: int
+    space_saved: int
+    average_compression_ratio: float
+    delta_objects: int
+    direct_objects: int
+    mode: str = "quick"

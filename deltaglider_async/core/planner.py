@@ -1,0 +1,99 @@
+"""Pure decisions of the write path: reserved names, delta eligibility, the ratio rule."""
+
+from __future__ import annotations
+
+from .._errors import InvalidRatioError, ReservedKeyError
+from .._models import DELTA_SUFFIX, REFERENCE_NAME
+
+DELTA_EXTENSIONS = frozenset(
+    {
+        ".zip",
+        ".tar",
+        ".gz",
+        ".tgz",
+        ".bz2",
+        ".xz",
+        ".7z",
+        ".rar",
+        ".dmg",
+        ".iso",
+        ".pkg",
+        ".deb",
+        ".rpm",
+        ".apk",
+        ".jar",
+        ".war",
+        ".ear",
+    }
+)
+COMPOUND_EXTENSIONS = (".tar.gz", ".tar.bz2", ".tar.xz")
+
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_TAR_MAGIC_OFFSET = 257
+SNIFF_BYTES = 512
+
+
+def check_user_key(key: str) -> None:
+    """Refuse keys that collide with the storage format, naming the key."""
+    if not key:
+        raise ReservedKeyError("object key must not be empty")
+    if key.endswith("/"):
+        raise ReservedKeyError(f"object key {key!r} ends with '/': it names a directory")
+    name = key.rpartition("/")[2]
+    if name == REFERENCE_NAME:
+        raise ReservedKeyError(
+            f"object key {key!r} is reserved: '{REFERENCE_NAME}' holds a deltaspace's reference"
+        )
+    if key.endswith(DELTA_SUFFIX):
+        raise ReservedKeyError(
+            f"object key {key!r} is reserved: names ending in '{DELTA_SUFFIX}' hold deltas"
+        )
+
+
+def has_delta_extension(name: str) -> bool:
+    """True when the file name carries one of the archive extensions (case-insensitive)."""
+    lower = name.lower()
+    if lower.endswith(COMPOUND_EXTENSIONS):
+        return True
+    dot = lower.rfind(".")
+    return dot > 0 and lower[dot:] in DELTA_EXTENSIONS
+
+
+def has_archive_signature(head: bytes) -> bool:
+    """True when the first bytes are a zip local header / end record or a ustar header."""
+    if head.startswith(_ZIP_SIGNATURES):
+        return True
+    magic = head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5]
+    return magic == b"ustar"
+
+
+def is_delta_eligible(name: str, head: bytes, size: int) -> bool:
+    """Eligible by extension or by content signature; empty files never are."""
+    if size == 0:
+        return False
+    return has_delta_extension(name) or has_archive_signature(head)
+
+
+def delta_ratio(delta_size: int, original_size: int) -> float:
+    """``delta_size / original_size`` (0 for an empty original)."""
+    if original_size <= 0:
+        return 0.0
+    return delta_size / original_size
+
+
+def keep_delta(delta_size: int, original_size: int, max_ratio: float) -> bool:
+    """The ratio rule: keep the delta unless it is larger than ``max_ratio`` of the file."""
+    return delta_ratio(delta_size, original_size) <= max_ratio
+
+
+def validate_ratio(value: object, *, source: str = "max_ratio") -> float:
+    """Return ``value`` as a float in ``[0, 1]`` or raise :class:`InvalidRatioError`."""
+    if isinstance(value, bool):
+        raise InvalidRatioError(f"{source} must be a number in [0, 1], got {value!r}")
+    try:
+        ratio = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidRatioError(f"{source} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise InvalidRatioError(f"{source} must be in [0, 1], got {ratio}")
+    return ratio

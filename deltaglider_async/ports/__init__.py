@@ -1,0 +1,35 @@
+"""Ports: the Protocols the core depends on. Adapters implement them."""
+
+from .cache import ReferenceCachePort as ReferenceCachePort
+from .clock import ClockPort as ClockPort
+from .diff import DiffPort as DiffPort
+from .hash import FileDigest as FileDigest
+from .hash import HashPort as HashPort
+from .logger import LoggerPort as LoggerPort
+from .metrics import MetricsPort as MetricsPort
+from .storage import BucketInfo as BucketInfo
+from .storage import DeleteFailure as DeleteFailure
+from .storage import ListPage as ListPage
+from .storage import ObjectBody as ObjectBody
+from .storage import ObjectHead as ObjectHead
+from .storage import ObjectInfo as ObjectInfo
+from .storage import PutResult as PutResult
+from .storage import StoragePort as StoragePort
+
+__all__ = [
+    "BucketInfo",
+    "ClockPort",
+    "DeleteFailure",
+    "DiffPort",
+    "FileDigest",
+    "HashPort",
+    "ListPage",
+    "LoggerPort",
+    "MetricsPort",
+    "ObjectBody",
+    "ObjectHead",
+    "ObjectInfo",
+    "PutResult",
+    "ReferenceCachePort",
+    "StoragePort",
+]
