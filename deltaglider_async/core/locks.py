@@ -1,9 +1,12 @@
-"""Keyed locks: one lock per deltaspace, created on demand and dropped when unused."""
+"""Keyed locks: one lock per deltaspace, created on demand and dropped when unused.
+
+Also :class:`KeyedActivity`, which lets tasks wait until no activity runs for a key.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Hashable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
@@ -37,3 +40,39 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class KeyedActivity:
+    """Marks keys that have an activity in progress, so other tasks can wait it out.
+
+    Unlike a lock, waiting tasks do not exclude each other: many may wait, and all go on
+    together once no activity runs for the key.
+    """
+
+    def __init__(self) -> None:
+        self._active: dict[Hashable, tuple[anyio.Event, int]] = {}
+
+    @contextmanager
+    def running(self, key: Hashable) -> Iterator[None]:
+        """Mark ``key`` active for the duration of the block."""
+        event, count = self._active.get(key, (None, 0))
+        if event is None:
+            event = anyio.Event()
+        self._active[key] = (event, count + 1)
+        try:
+            yield
+        finally:
+            event_now, count_now = self._active[key]
+            if count_now <= 1:
+                del self._active[key]
+                event_now.set()
+            else:
+                self._active[key] = (event_now, count_now - 1)
+
+    async def wait_idle(self, key: Hashable) -> None:
+        """Return once no activity runs for ``key`` (at once when none does)."""
+        while (entry := self._active.get(key)) is not None:
+            await entry[0].wait()
+
+    def __len__(self) -> int:
+        return len(self._active)

@@ -62,10 +62,27 @@ def encode_name(name: str) -> str:
 
 
 def decode_name(value: str) -> str:
-    """Inverse of :func:`encode_name`; plain ASCII names containing ``%`` stay as written."""
+    """Inverse of :func:`encode_name`; plain ASCII names containing ``%`` stay as written.
+
+    Only values holding an escape of a non-ASCII byte that decode as valid UTF-8 were
+    written by :func:`encode_name`; anything else (``100%.zip``, ``x%FF.zip``) is a
+    literal ASCII name and is returned unchanged.
+    """
     if _NON_ASCII_ESCAPE.search(value):
-        return unquote(value, encoding="utf-8", errors="strict")
+        try:
+            return unquote(value, encoding="utf-8", errors="strict")
+        except UnicodeDecodeError:
+            return value
     return value
+
+
+def _decode_own(value: str, own: str) -> str:
+    """Decode a name or key, unless it is literally ``own`` (the object's own name or key).
+
+    An ASCII key such as ``a%C3%A9.zip`` is written verbatim yet also reads as a valid
+    percent-encoding; the object's own key settles which one was meant.
+    """
+    return value if value == own else decode_name(value)
 
 
 def _aliases(field_name: str) -> tuple[str, ...]:
@@ -129,13 +146,20 @@ def decode(head: ObjectHead) -> StoredMeta:
         sha = sha.lower()
     note = _lookup(meta, "note")
     compression = _lookup(meta, "compression")
-    ref_key = resolve_ref_key(head.key, _lookup(meta, "ref_key"), meta.get("dg-ref-path"))
-    name_segment = head.key.rpartition("/")[2]
+    space, _, name_segment = head.key.rpartition("/")
+    own_reference = f"{space}/reference.bin" if space else "reference.bin"
+    raw_ref_key, raw_ref_path = _lookup(meta, "ref_key"), meta.get("dg-ref-path")
+    ref_key = resolve_ref_key(
+        head.key,
+        _decode_own(raw_ref_key, own_reference) if raw_ref_key else None,
+        _decode_own(raw_ref_path, "reference.bin") if raw_ref_path else None,
+    )
     created = _lookup(meta, "created_at")
     created_at = parse_timestamp(created) if created else None
     if created_at is None:
         created_at = head.last_modified
     original = _lookup(meta, "original_name")
+    source = _lookup(meta, "source_name")
     user = {k[len(USER_PREFIX) :]: v for k, v in meta.items() if k.startswith(USER_PREFIX)}
 
     if sha is None:
@@ -156,8 +180,10 @@ def decode(head: ObjectHead) -> StoredMeta:
         file_size=size,
         md5=_lookup(meta, "md5"),
         tool=_lookup(meta, "tool"),
-        original_name=decode_name(original) if original else None,
-        source_name=_lookup(meta, "source_name"),
+        original_name=(
+            _decode_own(original, name_segment.removesuffix(".delta")) if original else None
+        ),
+        source_name=decode_name(source) if source else None,
         created_at=created_at,
         ref_key=ref_key,
         ref_sha256=(_lookup(meta, "ref_sha256") or "").lower() or None,
@@ -187,7 +213,7 @@ def validate_user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]
 
 def _common(tool: str, sha256: str, size: int, md5: str, created_at: datetime) -> dict[str, str]:
     return {
-        "dg-tool": tool,
+        "dg-tool": encode_name(tool),
         "dg-file-sha256": sha256,
         "dg-file-size": str(size),
         "dg-md5": md5,
@@ -223,11 +249,12 @@ def delta_metadata(
     """Metadata of a ``.delta`` object."""
     meta = _common(tool, sha256, size, md5, created_at)
     meta["dg-original-name"] = encode_name(original_name)
-    meta["dg-ref-key"] = ref_key
-    meta["dg-ref-path"] = ref_key.rpartition("/")[2]
+    # Keys under a non-ASCII prefix are percent-encoded like names: values must be ASCII.
+    meta["dg-ref-key"] = encode_name(ref_key)
+    meta["dg-ref-path"] = encode_name(ref_key.rpartition("/")[2])
     meta["dg-ref-sha256"] = ref_sha256
     meta["dg-delta-size"] = str(delta_size)
-    meta["dg-delta-cmd"] = delta_cmd
+    meta["dg-delta-cmd"] = encode_name(delta_cmd)
     if zero_diff:
         meta["dg-note"] = ZERO_DIFF_NOTE
     meta.update({f"{USER_PREFIX}{k}": v for k, v in user_metadata.items()})

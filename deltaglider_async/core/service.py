@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +54,12 @@ from ..ports.metrics import MetricsPort
 from ..ports.storage import ObjectHead, StoragePort
 from . import metadata as meta_codec
 from . import planner
-from .locks import KeyedLocks
+from .locks import KeyedActivity, KeyedLocks
 
 CHUNK = 1024 * 1024
 _CONFIRM_ATTEMPTS = 3
+# Upper bound on the best-effort rollback of a failed or cancelled put (shielded).
+_CLEANUP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,16 @@ class _Reference:
     metadata: dict[str, str]
     created: bool
     cache_hit: bool
+    etag: str | None = None
+
+
+@dataclass(slots=True)
+class _PutState:
+    """What a put has changed in the bucket so far, to roll it back if it fails."""
+
+    created_reference: bool = False
+    delta_written: bool = False
+    confirmed: bool = False
 
 
 class AsyncDeltaService:
@@ -131,6 +143,7 @@ class AsyncDeltaService:
         metrics: MetricsPort,
         tool_version: str,
         max_ratio: float = 0.5,
+        work_root: Path | None = None,
     ) -> None:
         self.storage = storage
         self.diff = diff
@@ -142,6 +155,8 @@ class AsyncDeltaService:
         self.tool_version = tool_version
         self.max_ratio = planner.validate_ratio(max_ratio)
         self._space_locks = KeyedLocks()
+        self._dropping = KeyedActivity()
+        self._work_root = work_root
         self._work_dir: Path | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -152,9 +167,14 @@ class AsyncDeltaService:
         if work is not None:
             await anyio.to_thread.run_sync(shutil.rmtree, work, True)
 
+    @property
+    def work_dir(self) -> Path | None:
+        """The private work directory (temp files of running operations), once created."""
+        return self._work_dir
+
     def _tmp(self, label: str) -> Path:
         if self._work_dir is None:
-            self._work_dir = Path(tempfile.mkdtemp(prefix="deltaglider-work-"))
+            self._work_dir = Path(tempfile.mkdtemp(prefix="deltaglider-work-", dir=self._work_root))
         return self._work_dir / f"{secrets.token_hex(8)}-{label}"
 
     # ------------------------------------------------------------------ write path
@@ -172,15 +192,22 @@ class AsyncDeltaService:
     ) -> PutSummary:
         """Store the local file ``source`` in ``space`` as ``name`` (default: its file name)."""
         source = Path(source)
-        return await self.put_stream(
-            _file_chunks(source),
-            space,
-            name if name is not None else source.name,
-            max_ratio,
-            metadata=metadata,
-            content_type=content_type,
-            allow_delta=allow_delta,
-        )
+        chunks = _file_chunks(source)
+        try:
+            return await self.put_stream(
+                chunks,
+                space,
+                name if name is not None else source.name,
+                max_ratio,
+                metadata=metadata,
+                content_type=content_type,
+                allow_delta=allow_delta,
+            )
+        finally:
+            # Close the source file now, even when cancelled, not whenever the generator
+            # happens to be garbage-collected.
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()
 
     async def put_stream(
         self,
@@ -239,6 +266,8 @@ class AsyncDeltaService:
         await self.storage.put_file(
             space.bucket, key, staged, metadata=meta, content_type=content_type
         )
+        # The reference stays even if that was its last delta: the next version of the
+        # file is likely to delta well against it again (as 6.x does).
         await self._remove_other_form(space.bucket, key + DELTA_SUFFIX)
         self.metrics.increment("deltaglider.put", tags={"stored_as": "direct"})
         self.logger.info("stored direct", key=f"s3://{space.bucket}/{key}", size=digest.size)
@@ -267,8 +296,10 @@ class AsyncDeltaService:
     ) -> PutSummary:
         logical_key = space.key_for(name)
         delta_key = logical_key + DELTA_SUFFIX
-        ref = await self._reference_for_put(space, staged, digest, name)
+        state = _PutState()
+        ref: _Reference | None = None
         try:
+            ref = await self._reference_for_put(space, staged, digest, name, state)
             for _ in range(_CONFIRM_ATTEMPTS):
                 delta_path = self._tmp("delta")
                 try:
@@ -309,23 +340,30 @@ class AsyncDeltaService:
                         metadata=meta,
                         content_type=content_type,
                     )
+                    state.delta_written = True
                 finally:
                     await _remove_quietly(delta_path)
-                newer = await self._confirm_reference(space, ref)
-                if newer is None:
+                if await self._confirm_reference(space, ref):
+                    state.confirmed = True
                     break
                 # The reference changed under us (deleted and re-created by another
-                # writer): our delta is encoded against bytes no longer stored. Re-encode.
-                await self._release(ref, staged)
-                ref = newer
+                # writer): our delta is encoded against bytes no longer stored. Re-encode
+                # against the reference the bucket holds now.
+                old, ref = ref, None
+                await self._release(old, staged)
+                ref = await self._reference_for_put(space, staged, digest, name, state)
             else:
                 raise StorageError(
                     f"reference s3://{space.bucket}/{space.reference_key} kept changing while "
                     f"storing {logical_key}; nothing was left pointing at a missing reference"
                 )
             await self._remove_other_form(space.bucket, logical_key)
+        except BaseException:
+            await self._roll_back(space, delta_key, state)
+            raise
         finally:
-            await self._release(ref, staged)
+            if ref is not None:
+                await self._release(ref, staged)
         operation = "create_reference" if ref.created else "create_delta"
         stored = delta_size + (ref.size if ref.created else 0)
         self.metrics.increment("deltaglider.put", tags={"stored_as": "delta"})
@@ -355,28 +393,63 @@ class AsyncDeltaService:
             reference_size=ref.size,
         )
 
+    async def _roll_back(self, space: DeltaSpace, delta_key: str, state: _PutState) -> None:
+        """Undo what a failed or cancelled delta put left behind (shielded, time-bounded).
+
+        A delta written but not confirmed may point at a reference that is gone or was
+        replaced: delete it, so no delta ever names a reference it was not encoded against.
+        A reference this put created and no delta uses is dropped too.
+        """
+        if state.confirmed or not (state.delta_written or state.created_reference):
+            return
+        with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True):
+            try:
+                if state.delta_written:
+                    await self.storage.delete(space.bucket, delta_key)
+                if state.created_reference:
+                    await self.drop_unused_reference(space)
+            except Exception as exc:
+                self.logger.warning(
+                    "could not roll back a failed put",
+                    key=f"s3://{space.bucket}/{delta_key}",
+                    error=str(exc),
+                )
+
     async def _reference_for_put(
-        self, space: DeltaSpace, staged: Path, digest: FileDigest, name: str
+        self, space: DeltaSpace, staged: Path, digest: FileDigest, name: str, state: _PutState
     ) -> _Reference:
         bucket, ref_key = space.bucket, space.reference_key
-        head = await self.storage.head(bucket, ref_key)
-        if head is None:
-            async with self._space_locks.hold((bucket, space.prefix)):
-                head = await self.storage.head(bucket, ref_key)
-                if head is None:
-                    created = await self._create_reference(space, staged, digest, name)
-                    if created is not None:
-                        return created
+        for _ in range(_CONFIRM_ATTEMPTS):
+            head = await self.storage.head(bucket, ref_key)
+            if head is None:
+                async with self._space_locks.hold((bucket, space.prefix)):
                     head = await self.storage.head(bucket, ref_key)
                     if head is None:
-                        raise StorageError(
-                            f"reference s3://{bucket}/{ref_key} was refused as existing "
-                            "but cannot be read back"
-                        )
-        return await self._load_reference(bucket, head)
+                        created = await self._create_reference(space, staged, digest, name, state)
+                        if created is not None:
+                            return created
+                        head = await self.storage.head(bucket, ref_key)
+                if head is None:
+                    continue  # another writer's reference was deleted again: start over
+            try:
+                return await self._load_reference(bucket, head)
+            except ObjectNotFoundError:
+                # Deleted between HEAD and GET (its last delta went away): start over.
+                continue
+            except IntegrityError:
+                # Replaced between HEAD and GET (another writer re-created it, or a
+                # server that ignores If-None-Match let a second writer overwrite it)?
+                now = await self.storage.head(bucket, ref_key)
+                if now is not None and _same_head(now, head):
+                    raise  # the same object, really corrupted
+                continue
+        raise StorageError(
+            f"reference s3://{bucket}/{ref_key} kept disappearing while storing "
+            f"{space.key_for(name)}"
+        )
 
     async def _create_reference(
-        self, space: DeltaSpace, staged: Path, digest: FileDigest, name: str
+        self, space: DeltaSpace, staged: Path, digest: FileDigest, name: str, state: _PutState
     ) -> _Reference | None:
         """Write ``staged`` as the space's reference; None when another writer won."""
         bucket, ref_key = space.bucket, space.reference_key
@@ -398,11 +471,12 @@ class AsyncDeltaService:
                 "server refuses conditional writes; falling back to PUT then HEAD", bucket=bucket
             )
             await self.storage.put_file(bucket, ref_key, staged, metadata=meta)
+        state.created_reference = True
         # Servers that ignore If-None-Match overwrite silently: read back who won.
         head = await self.storage.head(bucket, ref_key)
         if head is None or meta_codec.decode(head).file_sha256 != digest.sha256:
             return None
-        await self.cache.store(digest.sha256, staged)
+        await self._cache_store(digest.sha256, staged)
         self.metrics.increment("deltaglider.reference.created")
         return _Reference(
             key=ref_key,
@@ -412,31 +486,53 @@ class AsyncDeltaService:
             metadata=meta,
             created=True,
             cache_hit=False,
+            etag=head.etag,
         )
 
     async def _load_reference(self, bucket: str, head: ObjectHead) -> _Reference:
         """A verified local copy of the reference described by ``head``."""
         sha = meta_codec.decode(head).file_sha256
         path, sha, hit = await self._fetch_reference(bucket, head.key, sha)
+        try:
+            size = (await anyio.Path(path).stat()).st_size
+        except BaseException:
+            await _remove_quietly(path)
+            raise
         return _Reference(
             key=head.key,
             sha256=sha,
-            size=(await anyio.Path(path).stat()).st_size,
+            size=size,
             path=path,
             metadata=dict(head.metadata),
             created=False,
             cache_hit=hit,
+            etag=head.etag,
         )
 
     async def _fetch_reference(
-        self, bucket: str, ref_key: str, expected_sha: str | None
+        self, bucket: str, ref_key: str, expected_sha: str | None, *, use_cache: bool = True
     ) -> tuple[Path, str, bool]:
-        """Local verified copy of a reference: (path, sha256, cache hit)."""
+        """Local verified copy of a reference: (path, sha256, cache hit).
+
+        With ``use_cache=False`` the stored reference itself is downloaded and checked
+        (``verify`` must judge the bucket, not a local copy).
+        """
         path = self._tmp("ref")
         try:
-            if expected_sha and await self.cache.fetch(expected_sha, path):
-                self.metrics.increment("deltaglider.cache.hit")
-                return path, expected_sha, True
+            if use_cache and expected_sha:
+                try:
+                    if await self.cache.fetch(expected_sha, path):
+                        self.metrics.increment("deltaglider.cache.hit")
+                        return path, expected_sha, True
+                except IntegrityError as exc:
+                    # A cache entry that fails authentication was altered on this machine
+                    # (tampering or disk corruption). The cache has evicted it; surface it
+                    # rather than hide it, so the next call downloads a fresh copy.
+                    self.metrics.increment("deltaglider.cache.corrupt")
+                    raise IntegrityError(
+                        f"the locally cached copy of s3://{bucket}/{ref_key} failed "
+                        f"verification and was evicted; retry to download it again ({exc})"
+                    ) from exc
             self.metrics.increment("deltaglider.cache.miss")
             await self.storage.get_to_file(bucket, ref_key, path)
             digest = await self.hasher.hash_file(path)
@@ -445,23 +541,34 @@ class AsyncDeltaService:
                     f"reference s3://{bucket}/{ref_key} has sha256 {digest.sha256}, "
                     f"expected {expected_sha}: the stored reference is corrupted or was replaced"
                 )
-            await self.cache.store(digest.sha256, path)
+            await self._cache_store(digest.sha256, path)
             return path, digest.sha256, False
         except BaseException:
             await _remove_quietly(path)
             raise
 
-    async def _confirm_reference(self, space: DeltaSpace, ref: _Reference) -> _Reference | None:
-        """Check the stored reference is still ``ref``; restore it if it vanished.
+    async def _cache_store(self, sha256: str, path: Path) -> None:
+        # The cache only saves downloads: failing to fill it must not fail the operation.
+        try:
+            await self.cache.store(sha256, path)
+        except OSError as exc:
+            self.logger.warning("could not cache a reference", sha256=sha256, error=str(exc))
 
-        Returns None when the delta just written is consistent, or the new reference to
-        re-encode against.
+    async def _confirm_reference(self, space: DeltaSpace, ref: _Reference) -> bool:
+        """Check the stored reference is still ``ref``, restoring it if it vanished.
+
+        True when the delta just written is consistent; False when the space now holds
+        another reference, to re-encode against.
+
+        Our delta is already stored, so a :meth:`drop_unused_reference` of this service
+        that starts from now on LISTs it and keeps the reference. One already running may
+        have LISTed before our delta landed and delete the reference after we HEAD it:
+        wait for it to finish first (then the HEAD sees the deletion and we restore).
         """
+        await self._dropping.wait_idle((space.bucket, space.prefix))
         head = await self.storage.head(space.bucket, ref.key)
         if head is not None:
-            if meta_codec.decode(head).file_sha256 == ref.sha256:
-                return None
-            return await self._load_reference(space.bucket, head)
+            return _same_reference(head, ref)
         # The last delta of the space was deleted concurrently and the reference with it:
         # restore it from our verified local copy.
         self.logger.warning("reference vanished, restoring it", key=ref.key)
@@ -474,19 +581,22 @@ class AsyncDeltaService:
         except ConditionalWriteNotSupportedError:
             await self.storage.put_file(space.bucket, ref.key, ref.path, metadata=ref.metadata)
         head = await self.storage.head(space.bucket, ref.key)
-        if head is None:
-            raise StorageError(f"reference s3://{space.bucket}/{ref.key} cannot be restored")
-        if meta_codec.decode(head).file_sha256 == ref.sha256:
-            return None
-        return await self._load_reference(space.bucket, head)
+        if head is None or not _same_reference(head, ref):
+            return False
+        # Restored: its ETag may differ from the one we knew (multipart uploads).
+        ref.etag = head.etag
+        return True
 
     async def _release(self, ref: _Reference, staged: Path) -> None:
         if ref.path != staged:
             await _remove_quietly(ref.path)
 
-    async def _remove_other_form(self, bucket: str, key: str) -> None:
-        if await self.storage.head(bucket, key) is not None:
-            await self.storage.delete(bucket, key)
+    async def _remove_other_form(self, bucket: str, key: str) -> bool:
+        """Delete ``key`` if it exists; True when something was deleted."""
+        if await self.storage.head(bucket, key) is None:
+            return False
+        await self.storage.delete(bucket, key)
+        return True
 
     # ------------------------------------------------------------------ read path
 
@@ -577,7 +687,7 @@ class AsyncDeltaService:
         )
 
     async def _reconstruct_unverified(
-        self, resolved: ResolvedObject, dest: Path
+        self, resolved: ResolvedObject, dest: Path, *, use_cache: bool = True
     ) -> tuple[FileDigest, bool]:
         bucket, key = resolved.stored.bucket, resolved.stored.key
         if resolved.meta.kind is not meta_codec.ObjectKind.DELTA:
@@ -599,14 +709,23 @@ class AsyncDeltaService:
 
         async def fetch_ref() -> None:
             expected = resolved.meta.ref_sha256
-            if expected is None:
-                # Deltas written without dg-ref-sha256 (the Rust proxy's): trust the
-                # reference's own recorded sha256, verified on download.
-                head = await self.storage.head(bucket, ref_key)
-                if head is None:
-                    raise IntegrityError(f"s3://{bucket}/{key}: its reference {ref_key} is missing")
-                expected = meta_codec.decode(head).file_sha256
-            fetched["ref"] = await self._fetch_reference(bucket, ref_key, expected)
+            try:
+                if expected is None:
+                    # Deltas written without dg-ref-sha256 (the Rust proxy's): trust the
+                    # reference's own recorded sha256, verified on download.
+                    head = await self.storage.head(bucket, ref_key)
+                    if head is None:
+                        raise ObjectNotFoundError(ref_key)
+                    expected = meta_codec.decode(head).file_sha256
+                fetched["ref"] = await self._fetch_reference(
+                    bucket, ref_key, expected, use_cache=use_cache
+                )
+            except ObjectNotFoundError as exc:
+                # The delta exists but cannot be decoded: that is corruption of the
+                # bucket, not a missing object (which would read as "no such key").
+                raise IntegrityError(
+                    f"s3://{bucket}/{key}: its reference s3://{bucket}/{ref_key} is missing"
+                ) from exc
 
         try:
             with single_errors():
@@ -626,10 +745,6 @@ class AsyncDeltaService:
                     f"the delta or the reference is corrupted ({exc})"
                 ) from exc
             return await self.hasher.hash_file(dest), hit
-        except ObjectNotFoundError as exc:
-            raise IntegrityError(
-                f"s3://{bucket}/{key}: its reference s3://{bucket}/{ref_key} is missing"
-            ) from exc
         finally:
             await _remove_quietly(delta_path)
             if "ref" in fetched:
@@ -645,7 +760,8 @@ class AsyncDeltaService:
         path = self._tmp("verify")
         try:
             try:
-                digest, _ = await self._reconstruct_unverified(resolved, path)
+                # Judge the bucket, not this machine's cached copy of the reference.
+                digest, _ = await self._reconstruct_unverified(resolved, path, use_cache=False)
             except IntegrityError as exc:
                 return VerifyResult(False, expected, "", str(exc))
             if not expected:
@@ -679,23 +795,57 @@ class AsyncDeltaService:
         )
 
     async def drop_unused_reference(self, space: DeltaSpace) -> bool:
-        """Delete the space's reference when no ``.delta`` is left in it; True if deleted."""
-        async with self._space_locks.hold((space.bucket, space.prefix)):
-            async for info in self.storage.iter_objects(
-                space.bucket, space.list_prefix, delimiter="/"
-            ):
-                if info.key.endswith(DELTA_SUFFIX):
+        """Delete the space's reference when no ``.delta`` is left in it; True if deleted.
+
+        Puts of this service that stored a delta meanwhile wait for this to finish before
+        they confirm their reference (and restore it if it was deleted under them).
+        """
+        key = (space.bucket, space.prefix)
+        async with self._space_locks.hold(key):
+            with self._dropping.running(key):
+                if await self._has_delta(space):
                     return False
-            if await self.storage.head(space.bucket, space.reference_key) is None:
-                return False
-            await self.storage.delete(space.bucket, space.reference_key)
-            self.logger.info("deleted unused reference", key=space.reference_key)
-            return True
+                if await self.storage.head(space.bucket, space.reference_key) is None:
+                    return False
+                await self.storage.delete(space.bucket, space.reference_key)
+                self.logger.info("deleted unused reference", key=space.reference_key)
+                return True
+
+    async def _has_delta(self, space: DeltaSpace) -> bool:
+        objects = self.storage.iter_objects(space.bucket, space.list_prefix, delimiter="/")
+        try:
+            async for info in objects:
+                if info.key.endswith(DELTA_SUFFIX):
+                    return True
+            return False
+        finally:
+            # Stop the listing now rather than whenever the iterator is collected.
+            aclose = getattr(objects, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
 
     # ------------------------------------------------------------------ helpers
 
     def _timed(self, name: str) -> _Timer:
         return _Timer(self.metrics, name)
+
+
+def _same_head(a: ObjectHead, b: ObjectHead) -> bool:
+    """True when two HEADs of one key describe the same stored object."""
+    return a.etag == b.etag and a.last_modified == b.last_modified
+
+
+def _same_reference(head: ObjectHead, ref: _Reference) -> bool:
+    """True when ``head`` describes the reference bytes ``ref`` holds.
+
+    By recorded SHA-256; a reference without deltaglider metadata (another tool wrote it)
+    can only be recognised by its ETag.
+    """
+    sha = meta_codec.decode(head).file_sha256
+    if sha is not None:
+        return sha == ref.sha256
+    return ref.etag is not None and head.etag == ref.etag
 
 
 class _Timer:
@@ -711,7 +861,7 @@ class _Timer:
         self._metrics.timing(self._name, anyio.current_time() - self._start)
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+async def _file_chunks(path: Path) -> AsyncGenerator[bytes, None]:
     async with await anyio.open_file(path, "rb") as f:
         while chunk := await f.read(CHUNK):
             yield chunk
