@@ -1,3 +1,85 @@
-"""deltaglider-async: delta-compressed artifact storage on S3."""
+"""deltaglider-async: delta-compressed artifact storage on S3.
 
+Store versioned archives as one ``reference.bin`` per S3 "directory" plus small xdelta3
+deltas, and read back the exact original bytes, verified by SHA-256::
+
+    from deltaglider_async import create_async_client
+
+    async with create_async_client(endpoint_url="http://localhost:9000") as client:
+        await client.put_object(Bucket="releases", Key="app/v2.zip", Body=path)
+        response = await client.get_object(Bucket="releases", Key="app/v2.zip")
+        async with response["Body"] as body:
+            data = await body.read()
+"""
+
+from ._body import AsyncStreamingBody as AsyncStreamingBody
+from ._client import AsyncDeltaGliderClient as AsyncDeltaGliderClient
+from ._client import ClientState as ClientState
+from ._config import DeltaGliderConfig as DeltaGliderConfig
+from ._errors import AccessDeniedError as AccessDeniedError
+from ._errors import BucketAlreadyExistsError as BucketAlreadyExistsError
+from ._errors import BucketNotEmptyError as BucketNotEmptyError
+from ._errors import BucketNotFoundError as BucketNotFoundError
+from ._errors import ClientClosedError as ClientClosedError
+from ._errors import ConditionalWriteNotSupportedError as ConditionalWriteNotSupportedError
+from ._errors import DeltaGliderError as DeltaGliderError
+from ._errors import DiffError as DiffError
+from ._errors import DiffToolNotFoundError as DiffToolNotFoundError
+from ._errors import IntegrityError as IntegrityError
+from ._errors import InvalidArgumentError as InvalidArgumentError
+from ._errors import InvalidRatioError as InvalidRatioError
+from ._errors import InvalidURLError as InvalidURLError
+from ._errors import NotFoundError as NotFoundError
+from ._errors import ObjectNotFoundError as ObjectNotFoundError
+from ._errors import PreconditionFailedError as PreconditionFailedError
+from ._errors import ReservedKeyError as ReservedKeyError
+from ._errors import StorageError as StorageError
+from ._factory import create_async_client as create_async_client
+from ._models import BucketStats as BucketStats
+from ._models import DeltaSpace as DeltaSpace
+from ._models import GetSummary as GetSummary
+from ._models import ObjectKey as ObjectKey
+from ._models import PutSummary as PutSummary
+from ._models import S3Url as S3Url
+from ._models import StoredAs as StoredAs
+from ._models import UploadSummary as UploadSummary
+from ._models import VerifyResult as VerifyResult
 from ._version import __version__ as __version__
+from .core.service import AsyncDeltaService as AsyncDeltaService
+
+__all__ = [
+    "AccessDeniedError",
+    "AsyncDeltaGliderClient",
+    "AsyncDeltaService",
+    "AsyncStreamingBody",
+    "BucketAlreadyExistsError",
+    "BucketNotEmptyError",
+    "BucketNotFoundError",
+    "BucketStats",
+    "ClientClosedError",
+    "ClientState",
+    "ConditionalWriteNotSupportedError",
+    "DeltaGliderConfig",
+    "DeltaGliderError",
+    "DeltaSpace",
+    "DiffError",
+    "DiffToolNotFoundError",
+    "GetSummary",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "InvalidRatioError",
+    "InvalidURLError",
+    "NotFoundError",
+    "ObjectKey",
+    "ObjectNotFoundError",
+    "PreconditionFailedError",
+    "PutSummary",
+    "ReservedKeyError",
+    "S3Url",
+    "StorageError",
+    "StoredAs",
+    "UploadSummary",
+    "VerifyResult",
+    "__version__",
+    "create_async_client",
+]

@@ -1,0 +1,95 @@
+"""deltaglider: delta-compressed artifact storage on S3, blocking API.
+
+Store versioned archives as one ``reference.bin`` per S3 "directory" plus small xdelta3
+deltas, and read back the exact original bytes, verified by SHA-256::
+
+    from deltaglider import create_client
+
+    with create_client(endpoint_url="http://localhost:9000") as client:
+        client.put_object(Bucket="releases", Key="app/v2.zip", Body=Path("v2.zip"))
+        with client.get_object(Bucket="releases", Key="app/v2.zip")["Body"] as body:
+            data = body.read()
+        summary = client.upload("v3.zip", "s3://releases/app/")
+        client.download("s3://releases/app/v3.zip", "restored.zip")
+
+This package is a thin facade over :mod:`deltaglider_async`: each client runs the async
+client on a private event-loop thread, and the models and errors are the very same
+classes. Async code should use ``deltaglider_async`` directly.
+"""
+
+from deltaglider_async import (
+    AccessDeniedError,
+    BucketAlreadyExistsError,
+    BucketNotEmptyError,
+    BucketNotFoundError,
+    BucketStats,
+    ClientClosedError,
+    ClientState,
+    ConditionalWriteNotSupportedError,
+    DeltaGliderConfig,
+    DeltaGliderError,
+    DeltaSpace,
+    DiffError,
+    DiffToolNotFoundError,
+    GetSummary,
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidRatioError,
+    InvalidURLError,
+    NotFoundError,
+    ObjectKey,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    PutSummary,
+    ReservedKeyError,
+    S3Url,
+    StorageError,
+    StoredAs,
+    UploadSummary,
+    VerifyResult,
+    __version__,
+)
+
+from ._client import DeltaGliderClient as DeltaGliderClient
+from ._client import StreamingBody as StreamingBody
+from ._client import create_client as create_client
+from ._runner import EventLoopThreadError as EventLoopThreadError
+from ._service import DeltaService as DeltaService
+
+__all__ = [
+    "AccessDeniedError",
+    "BucketAlreadyExistsError",
+    "BucketNotEmptyError",
+    "BucketNotFoundError",
+    "BucketStats",
+    "ClientClosedError",
+    "ClientState",
+    "ConditionalWriteNotSupportedError",
+    "DeltaGliderClient",
+    "DeltaGliderConfig",
+    "DeltaGliderError",
+    "DeltaService",
+    "DeltaSpace",
+    "DiffError",
+    "DiffToolNotFoundError",
+    "EventLoopThreadError",
+    "GetSummary",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "InvalidRatioError",
+    "InvalidURLError",
+    "NotFoundError",
+    "ObjectKey",
+    "ObjectNotFoundError",
+    "PreconditionFailedError",
+    "PutSummary",
+    "ReservedKeyError",
+    "S3Url",
+    "StorageError",
+    "StoredAs",
+    "StreamingBody",
+    "UploadSummary",
+    "VerifyResult",
+    "__version__",
+    "create_client",
+]

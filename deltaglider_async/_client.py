@@ -1,0 +1,1094 @@
+"""AsyncDeltaGliderClient: the documented API as coroutines, shaped like boto3's S3 client.
+
+Two families of methods share one :class:`AsyncDeltaService`:
+
+* boto3-shaped (``put_object``, ``get_object``, ``list_objects``...): CamelCase parameters
+  and dict responses with boto3's keys, plus deltaglider's own figures under
+  ``DeltaGliderInfo``/``DeltaGlider``;
+* the simple API of deltaglider 6.x: ``upload``, ``download``, ``verify``, ``clear_cache``.
+
+Lifecycle: a client is *unopened* when built, *opened* inside ``async with`` and *closed*
+after :meth:`AsyncDeltaGliderClient.aclose` (or leaving the block). Opening does no I/O:
+the S3 client is created on first use. A closed client cannot be reopened; every method
+then raises :class:`ClientClosedError`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import functools
+import inspect
+import logging
+import os
+import re
+import secrets
+import shutil
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, ParamSpec, Self, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+
+from . import _responses as shape
+from ._body import AsyncStreamingBody
+from ._config import DeltaGliderConfig
+from ._errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    ClientClosedError,
+    DeltaGliderError,
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidURLError,
+    NotFoundError,
+    ObjectNotFoundError,
+    ReservedKeyError,
+    StorageError,
+    single_errors,
+)
+from ._factory import ServiceBundle, build_service
+from ._models import (
+    DELTA_SUFFIX,
+    INTERNAL_PREFIX,
+    REFERENCE_NAME,
+    DeltaSpace,
+    ObjectKey,
+    S3Url,
+    UploadSummary,
+)
+from .adapters.logging import LOGGER_NAME
+from .core import metadata as meta_codec
+from .core.planner import check_user_key, validate_ratio
+from .core.service import AsyncDeltaService, ResolvedObject
+from .ports.storage import ObjectHead, ObjectInfo
+
+__all__ = ["AsyncDeltaGliderClient", "ClientState"]
+
+_log = logging.getLogger(LOGGER_NAME)
+
+CHUNK: Final = 1024 * 1024
+#: S3 caps a LIST page (and a DeleteObjects request) at 1000 keys.
+MAX_KEYS: Final = 1000
+#: Extra keys asked for per LIST page, so hidden objects rarely cost another request.
+_LIST_SLACK: Final = 8
+#: Upper bound on closing everything in :meth:`AsyncDeltaGliderClient.aclose`.
+CLOSE_TIMEOUT: Final = 30.0
+_RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+
+class ClientState(enum.Enum):
+    """Where a client is in its life: built, inside ``async with``, or closed for good."""
+
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+def _api(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Refuse calls on a closed client; re-raise task-group failures as single errors."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        cast("AsyncDeltaGliderClient", args[0])._check_usable()
+        with single_errors():
+            return await method(*args, **kwargs)
+
+    return wrapper
+
+
+def configure_logging(level: str) -> None:
+    """Set the ``deltaglider`` logger's level; the library adds only a ``NullHandler``."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level.upper())
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+class _WorkDir:
+    """The client's private temp directory (mode 0700), made on first use, removed at exit."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.pid = os.getpid()
+
+    def new_path(self, label: str) -> Path:
+        if self.path is None:
+            # mkdtemp is one syscall; doing it inline avoids two tasks racing to make two.
+            self.path = Path(tempfile.mkdtemp(prefix="deltaglider-client-"))
+            self.pid = os.getpid()
+            atexit.register(self.remove)
+        return self.path / f"{secrets.token_hex(8)}-{label}"
+
+    def remove(self) -> None:
+        path, self.path = self.path, None
+        if path is not None:
+            atexit.unregister(self.remove)
+            # A forked child inherits this hook; the directory belongs to the parent.
+            if self.pid == os.getpid():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+class AsyncDeltaGliderClient:
+    """Delta-compressed S3 storage with a boto3-like async API.
+
+    Build it with :func:`create_async_client` (or from a :class:`DeltaGliderConfig`) and
+    use it as ``async with create_async_client() as client:``. The constructor does no
+    I/O. One client may serve many concurrent tasks of one event loop; it must not be
+    shared across event loops.
+
+    Errors are the :class:`DeltaGliderError` tree (``ObjectNotFoundError`` is a
+    ``FileNotFoundError``, ``InvalidArgumentError`` a ``ValueError``...); an
+    ``ExceptionGroup`` never escapes a method.
+    """
+
+    def __init__(self, config: DeltaGliderConfig | None = None) -> None:
+        self._config = config if config is not None else DeltaGliderConfig.from_env()
+        configure_logging(self._config.log_level)
+        self._bundle: ServiceBundle = build_service(self._config)
+        self._state = ClientState.UNOPENED
+        self._bodies: set[AsyncStreamingBody] = set()
+        self._work = _WorkDir()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def config(self) -> DeltaGliderConfig:
+        """The configuration this client was built with."""
+        return self._config
+
+    @property
+    def state(self) -> ClientState:
+        """``UNOPENED``, ``OPENED`` or ``CLOSED``."""
+        return self._state
+
+    @property
+    def service(self) -> AsyncDeltaService:
+        """The :class:`AsyncDeltaService` behind this client (put/get/verify/delete)."""
+        self._check_usable()
+        return self._bundle.service
+
+    def _check_usable(self) -> None:
+        if self._state is ClientState.CLOSED:
+            raise ClientClosedError("this deltaglider client is closed; create a new one")
+
+    async def __aenter__(self) -> Self:
+        self._check_usable()
+        if self._state is ClientState.OPENED:
+            raise DeltaGliderError("this deltaglider client is already open (one `async with`)")
+        self._state = ClientState.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close open bodies, the S3 client and the local caches; idempotent.
+
+        Shielded from cancellation and bounded in time, so it is safe in ``finally``.
+        """
+        if self._state is ClientState.CLOSED:
+            return
+        self._state = ClientState.CLOSED
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            for body in list(self._bodies):
+                try:
+                    await body.close()
+                except Exception as exc:  # closing is best effort
+                    _log.warning("closing a response body failed: %s", exc)
+            try:
+                await self._bundle.aclose()
+            finally:
+                await anyio.to_thread.run_sync(self._work.remove)
+
+    async def _forget_body(self, body: AsyncStreamingBody) -> None:
+        self._bodies.discard(body)
+
+    # ------------------------------------------------------------------ objects
+
+    @_api
+    async def put_object(
+        self,
+        Bucket: str,
+        Key: str,
+        Body: Any,
+        Metadata: Mapping[str, str] | None = None,
+        ContentType: str | None = None,
+        **kwargs: Any,
+    ) -> shape.PutObjectResponse:
+        """Store ``Body`` at ``Key``, as a delta against the key's deltaspace when eligible.
+
+        ``Body`` may be ``bytes``/``bytearray``/``memoryview``, ``str`` (UTF-8), a
+        ``pathlib.Path`` (or any ``os.PathLike``) naming a local file, a binary file object
+        (its blocking ``read`` runs in a worker thread; an ``async def read`` is awaited) or
+        an async iterator of bytes. Anything else raises :class:`InvalidArgumentError`
+        naming the type. ``Metadata`` is stored as ``user-<name>`` metadata and returned
+        without the prefix; ``ContentType`` becomes the object's Content-Type.
+
+        Returns ``ETag`` (the quoted MD5 of the original bytes) and ``DeltaGliderInfo``:
+        ``IsDelta``, ``StoredAs`` (``reference`` for the first file of a deltaspace,
+        ``delta`` or ``direct``), ``OriginalSizeMB``, ``StoredSizeMB``, ``SavingsPercent``,
+        ``DeltaRatio``, ``Operation`` and ``StoredKey``.
+
+        Raises :class:`ReservedKeyError` for keys named ``reference.bin`` or ending in
+        ``.delta`` before anything is read or written, :class:`BucketNotFoundError` for a
+        missing bucket. Other boto3 parameters in ``kwargs`` (``ACL``, ``Tagging``...) are
+        accepted for compatibility and ignored, with a warning in the log.
+        """
+        bucket, key = _bucket(Bucket), _key(Key)
+        check_user_key(key)
+        if kwargs:
+            _log.warning("put_object ignores parameters: %s", ", ".join(sorted(kwargs)))
+        chunks = await _body_chunks(Body)
+        target = ObjectKey(bucket, key)
+        summary = await self._bundle.service.put_stream(
+            chunks, target.space, target.name, metadata=Metadata, content_type=ContentType
+        )
+        return shape.put_response(summary)
+
+    @_api
+    async def get_object(
+        self, Bucket: str, Key: str, Range: str | None = None
+    ) -> shape.GetObjectResponse:
+        """Open ``Key`` (its logical or ``.delta`` name) for streaming reads.
+
+        The response carries ``Body`` (an :class:`AsyncStreamingBody`: ``read``,
+        ``iter_chunks``, ``close``, ``async with``), ``ContentLength``, ``ContentType``,
+        ``ETag`` (quoted MD5 of the original), ``LastModified``, ``Metadata`` (the caller's
+        own, without prefix) and, for ranges, ``ContentRange``. Close the body when done.
+
+        A delta is reconstructed into a private temp file and verified *before* this
+        returns, so every byte read is final; the file is removed when the body closes. A
+        directly stored object streams from S3 and its SHA-256 is checked at the end of a
+        full read: a mismatch raises :class:`IntegrityError` from the last read, after the
+        earlier bytes were handed out. Use :meth:`download` when you need all-or-nothing.
+        Plain S3 objects (not written by deltaglider) stream as they are.
+
+        ``Range`` accepts ``bytes=START-END``, ``bytes=START-`` and ``bytes=-SUFFIX``, for
+        deltas too; a malformed or unsatisfiable range raises :class:`InvalidArgumentError`.
+        """
+        bucket, key = _bucket(Bucket), _key(Key)
+        wanted = None if Range is None else _parse_range(Range)
+        resolved = await self._bundle.service.resolve(ObjectKey(bucket, key))
+        if resolved.meta.kind is meta_codec.ObjectKind.DELTA:
+            return await self._get_reconstructed(resolved, wanted, Range)
+        return await self._get_streamed(resolved, wanted, Range)
+
+    async def _get_reconstructed(
+        self, resolved: ResolvedObject, wanted: tuple[int | None, int | None] | None, spec: Any
+    ) -> shape.GetObjectResponse:
+        label = f"s3://{resolved.stored.bucket}/{resolved.logical_key}"
+        path = self._work.new_path("get")
+        try:
+            summary = await self._bundle.service.reconstruct(resolved, path)
+            size = summary.size
+            span = None if wanted is None else _span(wanted, size, spec, label)
+            offset, length = (0, size) if span is None else (span[0], span[1] - span[0] + 1)
+            body = AsyncStreamingBody.from_file(
+                path, offset=offset, length=length, label=label, on_close=self._forget_body
+            )
+        except BaseException:
+            await _unlink_quietly(path)
+            raise
+        self._bodies.add(body)
+        content_range = None if span is None else f"bytes {span[0]}-{span[1]}/{size}"
+        return shape.get_response(resolved, body, content_range)
+
+    async def _get_streamed(
+        self, resolved: ResolvedObject, wanted: tuple[int | None, int | None] | None, spec: Any
+    ) -> shape.GetObjectResponse:
+        bucket, key = resolved.stored.bucket, resolved.stored.key
+        label = f"s3://{bucket}/{key}"
+        size = resolved.head.size
+        span = None if wanted is None else _span(wanted, size, spec, label)
+        http_range = None if span is None else f"bytes={span[0]}-{span[1]}"
+        obj = await self._bundle.storage.open(bucket, key, range=http_range)
+        try:
+            # The GET's own headers describe the bytes it carries, even if the object was
+            # replaced since the HEAD.
+            live = ResolvedObject(
+                resolved.stored, resolved.logical_key, obj.head, meta_codec.decode(obj.head)
+            )
+            expected_sha = expected_size = None
+            if span is None and live.meta.kind is not meta_codec.ObjectKind.PLAIN:
+                expected_sha, expected_size = live.meta.file_sha256, live.meta.file_size
+                if expected_size is not None and obj.content_length != expected_size:
+                    raise IntegrityError(
+                        f"{label} holds {obj.content_length} bytes but its metadata records "
+                        f"{expected_size}: the stored object is corrupted"
+                    )
+            body = AsyncStreamingBody.from_stream(
+                obj,
+                label=label,
+                expected_sha256=expected_sha,
+                expected_size=expected_size,
+                on_close=self._forget_body,
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await obj.aclose()
+            raise
+        self._bodies.add(body)
+        content_range = None if span is None else f"bytes {span[0]}-{span[1]}/{obj.head.size}"
+        return shape.get_response(live, body, content_range)
+
+    @_api
+    async def head_object(self, Bucket: str, Key: str) -> shape.HeadObjectResponse:
+        """Describe ``Key`` (logical or ``.delta`` name) as the user stored it.
+
+        ``ContentLength`` is the original size, ``ETag`` the quoted MD5 of the original
+        bytes, ``LastModified`` a datetime (``dg-created-at``, else the object's own),
+        ``ContentType`` and ``Metadata`` (user metadata without prefix); ``DeltaGlider``
+        tells how it is stored. Raises :class:`ObjectNotFoundError` or
+        :class:`BucketNotFoundError`.
+        """
+        resolved = await self._bundle.service.resolve(ObjectKey(_bucket(Bucket), _key(Key)))
+        return shape.head_response(resolved)
+
+    @_api
+    async def list_objects(
+        self,
+        Bucket: str,
+        Prefix: str = "",
+        Delimiter: str | None = None,
+        MaxKeys: int = MAX_KEYS,
+        ContinuationToken: str | None = None,
+        StartAfter: str | None = None,
+        FetchMetadata: bool = False,
+    ) -> shape.ListObjectsResponse:
+        """List objects by their logical names, in the shape of ListObjectsV2.
+
+        ``reference.bin`` files and everything under ``.deltaglider/`` are hidden and
+        ``.delta`` is stripped from keys. Paging is real: pass ``NextContinuationToken``
+        back as ``ContinuationToken`` (an opaque token; it wins over ``StartAfter``), or
+        pass the last ``Key`` seen as ``StartAfter``; either way every key is returned
+        exactly once. Hidden objects never shorten a page: underlying pages are read until
+        ``MaxKeys`` (at most 1000) entries are found or the listing ends, and
+        ``IsTruncated`` is True only if another visible entry exists.
+
+        ``Size`` is the stored size. With ``FetchMetadata=True`` the deltas of the page
+        (and only they) are HEADed concurrently: their ``Size`` becomes the original size,
+        ``ETag`` the original's, and ``DeltaGlider`` gains ``OriginalSize``, ``DeltaRatio``
+        (stored/original) and ``CompressionRatio`` (1 - DeltaRatio).
+        """
+        bucket = _bucket(Bucket)
+        prefix = _text("Prefix", Prefix)
+        delimiter = _text("Delimiter", Delimiter) or None
+        max_keys = _max_keys(MaxKeys)
+        if ContinuationToken is not None:
+            after, floor = shape.decode_token(_text("ContinuationToken", ContinuationToken)), None
+        else:
+            after = floor = _text("StartAfter", StartAfter) or None
+        found, truncated = await self._scan(bucket, prefix, delimiter, max_keys, after, floor)
+        objects = [item for item in found if isinstance(item, ObjectInfo)]
+        heads = await self._head_deltas(bucket, objects) if FetchMetadata else {}
+        response: shape.ListObjectsResponse = {
+            "Name": bucket,
+            "Prefix": prefix,
+            "MaxKeys": max_keys,
+            "KeyCount": len(found),
+            "IsTruncated": truncated,
+            "Contents": [shape.listed_object(o, heads.get(o.key)) for o in objects],
+            "CommonPrefixes": [{"Prefix": p} for p in found if isinstance(p, str)],
+            "ResponseMetadata": shape.meta(),
+        }
+        if delimiter:
+            response["Delimiter"] = delimiter
+        if ContinuationToken is not None:
+            response["ContinuationToken"] = ContinuationToken
+        if StartAfter:
+            response["StartAfter"] = StartAfter
+        if truncated:
+            response["NextContinuationToken"] = shape.encode_token(
+                _item_key(found[-1]) if found else after
+            )
+        return response
+
+    async def _scan(
+        self,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        max_keys: int,
+        after: str | None,
+        floor: str | None,
+    ) -> tuple[list[ObjectInfo | str], bool]:
+        """Up to ``max_keys`` visible entries after the stored key ``after``; truncated?"""
+        found: list[ObjectInfo | str] = []
+        if max_keys == 0:
+            # Nothing can be returned, so nothing is "left": a token would loop forever.
+            await self._bundle.storage.head_bucket(bucket)
+            return found, False
+        cursor = after
+        while True:
+            want = min(MAX_KEYS, max_keys - len(found) + 1 + _LIST_SLACK)
+            page = await self._bundle.storage.list_page(
+                bucket, prefix, delimiter=delimiter, start_after=cursor, max_keys=want
+            )
+            # S3 counts keys and common prefixes together, in one lexicographic order.
+            items: list[ObjectInfo | str] = sorted(
+                [*page.objects, *page.common_prefixes], key=_item_key
+            )
+            for item in items:
+                if _item_key(item) == cursor:
+                    continue  # a common prefix comes back when resuming right after it
+                if not _visible(item, prefix, floor):
+                    continue
+                if len(found) >= max_keys:
+                    return found, True
+                found.append(item)
+            if not page.is_truncated or not items:
+                return found, False
+            cursor = _item_key(items[-1])
+
+    async def _head_deltas(
+        self, bucket: str, objects: Sequence[ObjectInfo]
+    ) -> dict[str, ObjectHead | None]:
+        heads: dict[str, ObjectHead | None] = {}
+
+        async def head(key: str) -> None:
+            heads[key] = await self._bundle.storage.head(bucket, key)
+
+        deltas = [o.key for o in objects if o.key.endswith(DELTA_SUFFIX)]
+        await _bounded(deltas, head, self._config.concurrency)
+        return heads
+
+    @_api
+    async def delete_object(self, Bucket: str, Key: str) -> shape.DeleteObjectResponse:
+        """Delete ``Key`` (logical or ``.delta`` name); the reference goes with the last delta.
+
+        S3 semantics: deleting a key that does not exist succeeds (HTTP 204) with
+        ``DeltaGliderInfo["Deleted"]`` False; a missing bucket raises
+        :class:`BucketNotFoundError`. A ``reference.bin`` key is deleted only when no delta
+        in its deltaspace needs it any more, else :class:`ReservedKeyError` is raised.
+        """
+        bucket, key = _bucket(Bucket), _key(Key)
+        service = self._bundle.service
+        if key.rpartition("/")[2] == REFERENCE_NAME:
+            deleted = await self._delete_reference(ObjectKey(bucket, key).space)
+            return _delete_response(deleted, "reference" if deleted else None, key, deleted)
+        try:
+            summary = await service.delete(ObjectKey(bucket, key))
+        except ObjectNotFoundError:
+            return _delete_response(False, None, None, False)
+        return _delete_response(
+            True, summary.stored_as.value, summary.key, summary.reference_deleted
+        )
+
+    async def _delete_reference(self, space: DeltaSpace) -> bool:
+        """Delete an unused reference; raise if deltas depend on it; False if missing."""
+        if await self._bundle.service.drop_unused_reference(space):
+            return True
+        if await self._bundle.storage.head(space.bucket, space.reference_key) is not None:
+            raise ReservedKeyError(
+                f"s3://{space.bucket}/{space.reference_key} is still the reference of deltas "
+                "in its deltaspace; it is deleted automatically with the last of them"
+            )
+        return False
+
+    @_api
+    async def delete_objects(
+        self, Bucket: str, Delete: Mapping[str, Any]
+    ) -> shape.DeleteObjectsResponse:
+        """Batch delete: ``Delete={"Objects": [{"Key": ...}, ...], "Quiet": False}``.
+
+        Keys may be logical or ``.delta`` names. They are resolved concurrently, removed
+        with S3 batch deletes of at most 1000 keys each, and references left without
+        deltas are removed too. As in S3, keys that do not exist are reported as
+        ``Deleted``; per-key failures go to ``Errors`` (``Key``, ``Code``, ``Message``).
+        With ``Quiet`` only errors are reported. A ``reference.bin`` key still used by
+        deltas is reported in ``Errors`` with code ``ReferenceInUse``. A missing bucket
+        raises :class:`BucketNotFoundError`.
+        """
+        bucket = _bucket(Bucket)
+        requested, quiet = _parse_delete(Delete)
+        await self._bundle.storage.head_bucket(bucket)
+        batch = _DeleteBatch(self, bucket)
+        await batch.run(requested)
+        return {
+            "Deleted": [] if quiet else [{"Key": k} for k in batch.deleted],
+            "Errors": batch.errors,
+            "DeltaGliderInfo": {
+                "DeltasDeleted": batch.deltas,
+                "DirectDeleted": batch.direct,
+                "ReferencesDeleted": batch.references,
+            },
+            "ResponseMetadata": shape.meta(),
+        }
+
+    @_api
+    async def delete_objects_recursive(
+        self, Bucket: str, Prefix: str
+    ) -> shape.DeleteRecursiveResponse:
+        """Delete every object whose key starts with ``Prefix``, hidden ones included.
+
+        References and ``.deltaglider/`` objects under the prefix go too; a reference
+        outside the prefix is removed when the prefix held the last delta that used it.
+        An empty ``Prefix`` empties the bucket. Returns ``DeletedCount``, ``FailedCount``,
+        ``Errors`` and counts by stored form in ``DeltaGliderInfo``.
+        """
+        bucket, prefix = _bucket(Bucket), _text("Prefix", Prefix)
+        storage = self._bundle.storage
+        keys = [info.key async for info in storage.iter_objects(bucket, prefix)]
+        failures = []
+        for start in range(0, len(keys), MAX_KEYS):
+            failures.extend(await storage.delete_many(bucket, keys[start : start + MAX_KEYS]))
+        failed = {f.key for f in failures}
+        deleted = [k for k in keys if k not in failed]
+        gone = set(deleted)
+        spaces = {
+            ObjectKey(bucket, k).space
+            for k in deleted
+            if k.endswith(DELTA_SUFFIX) and ObjectKey(bucket, k).space.reference_key not in gone
+        }
+        dropped = await self._drop_unused(spaces)
+        references = sum(1 for k in deleted if k.rpartition("/")[2] == REFERENCE_NAME)
+        deltas = sum(1 for k in deleted if k.endswith(DELTA_SUFFIX))
+        return {
+            "DeletedCount": len(deleted) + len(dropped),
+            "FailedCount": len(failures),
+            "Errors": [{"Key": f.key, "Code": f.code, "Message": f.message} for f in failures],
+            "DeltaGliderInfo": {
+                "DeltasDeleted": deltas,
+                "ReferencesDeleted": references + len(dropped),
+                "OtherDeleted": len(deleted) - deltas - references,
+            },
+            "ResponseMetadata": shape.meta(),
+        }
+
+    async def _drop_unused(self, spaces: set[DeltaSpace]) -> set[DeltaSpace]:
+        """Drop the references of ``spaces`` left without deltas; return those dropped."""
+        dropped: set[DeltaSpace] = set()
+
+        async def drop(space: DeltaSpace) -> None:
+            if await self._bundle.service.drop_unused_reference(space):
+                dropped.add(space)
+
+        await _bounded(sorted(spaces, key=lambda s: s.prefix), drop, self._config.concurrency)
+        return dropped
+
+    @_api
+    async def copy_object(
+        self,
+        Bucket: str,
+        Key: str,
+        CopySource: str | Mapping[str, str],
+        Metadata: Mapping[str, str] | None = None,
+        MetadataDirective: str = "COPY",
+        ContentType: str | None = None,
+    ) -> shape.CopyObjectResponse:
+        """Copy an object: reconstruct and verify the source, then store it at ``Key``.
+
+        ``CopySource`` is ``{"Bucket": ..., "Key": ...}`` or ``"bucket/key"`` (logical or
+        ``.delta`` name). The copy is delta-compressed against the destination's own
+        deltaspace, in any bucket. ``MetadataDirective="COPY"`` keeps the source's user
+        metadata and Content-Type; ``"REPLACE"`` uses ``Metadata`` and ``ContentType``.
+        Raises :class:`ObjectNotFoundError` for a missing source, :class:`ReservedKeyError`
+        for a reserved destination key and :class:`IntegrityError` for a corrupted source.
+        """
+        bucket, key = _bucket(Bucket), _key(Key)
+        check_user_key(key)
+        source = _copy_source(CopySource)
+        directive = _text("MetadataDirective", MetadataDirective).upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise InvalidArgumentError(
+                f"MetadataDirective must be COPY or REPLACE, got {MetadataDirective!r}"
+            )
+        service = self._bundle.service
+        resolved = await service.resolve(source)
+        metadata, content_type = Metadata, ContentType
+        if directive == "COPY":
+            metadata, content_type = shape.user_metadata(resolved), resolved.head.content_type
+        target = ObjectKey(bucket, key)
+        path = self._work.new_path("copy")
+        try:
+            await service.reconstruct(resolved, path)
+            summary = await service.put(
+                path, target.space, name=target.name, metadata=metadata, content_type=content_type
+            )
+        finally:
+            await _unlink_quietly(path)
+        return {
+            "CopyObjectResult": {"ETag": summary.etag, "LastModified": service.clock.now()},
+            "DeltaGliderInfo": shape.put_info(summary),
+            "ResponseMetadata": shape.meta(),
+        }
+
+    # ------------------------------------------------------------------ buckets
+
+    @_api
+    async def create_bucket(
+        self, Bucket: str, CreateBucketConfiguration: Mapping[str, str] | None = None
+    ) -> shape.BucketResponse:
+        """Create a bucket; creating one this account already owns succeeds quietly.
+
+        ``CreateBucketConfiguration={"LocationConstraint": region}`` picks the region
+        (default: the client's). A name owned by someone else raises
+        :class:`BucketAlreadyExistsError`.
+        """
+        bucket = _bucket(Bucket)
+        region = None
+        if CreateBucketConfiguration is not None:
+            if not isinstance(CreateBucketConfiguration, Mapping):
+                raise InvalidArgumentError("CreateBucketConfiguration must be a mapping")
+            region = CreateBucketConfiguration.get("LocationConstraint") or None
+        await self._bundle.storage.create_bucket(bucket, region=region)
+        return {"Location": f"/{bucket}", "ResponseMetadata": shape.meta()}
+
+    @_api
+    async def delete_bucket(self, Bucket: str) -> shape.BucketResponse:
+        """Delete an empty bucket; deleting a bucket that does not exist succeeds (idempotent).
+
+        deltaglider's own objects under ``.deltaglider/`` (the stats cache) do not count:
+        they are removed with the bucket. Any other object makes it raise
+        :class:`BucketNotEmptyError`, and nothing is deleted.
+        """
+        bucket = _bucket(Bucket)
+        storage = self._bundle.storage
+        internal: list[str] = []
+        try:
+            async for info in storage.iter_objects(bucket):
+                if not info.key.startswith(INTERNAL_PREFIX):
+                    break
+                internal.append(info.key)
+            else:
+                if internal:
+                    await storage.delete_many(bucket, internal)
+            await storage.delete_bucket(bucket)
+        except BucketNotFoundError:
+            pass
+        return {"ResponseMetadata": shape.meta(204)}
+
+    @_api
+    async def list_buckets(self) -> shape.ListBucketsResponse:
+        """All buckets of the account: ``Buckets`` with ``Name`` and ``CreationDate``."""
+        buckets = await self._bundle.storage.list_buckets()
+        return {"Buckets": shape.bucket_entries(buckets), "ResponseMetadata": shape.meta()}
+
+    @_api
+    async def head_bucket(self, Bucket: str) -> shape.BucketResponse:
+        """Succeed if the bucket exists and is usable; raise :class:`BucketNotFoundError`
+        or :class:`AccessDeniedError` otherwise."""
+        await self._bundle.storage.head_bucket(_bucket(Bucket))
+        return {"ResponseMetadata": shape.meta()}
+
+    @_api
+    async def put_bucket_acl(self, Bucket: str, **kwargs: Any) -> shape.BucketResponse:
+        """Set the bucket ACL with boto3's parameters (``ACL="private"``,
+        ``AccessControlPolicy={...}``, ``GrantRead=...``)."""
+        await self._bundle.storage.put_bucket_acl(_bucket(Bucket), **kwargs)
+        return {"ResponseMetadata": shape.meta()}
+
+    @_api
+    async def get_bucket_acl(self, Bucket: str) -> shape.GetBucketAclResponse:
+        """The bucket ACL: ``Owner`` and ``Grants`` as boto3 returns them."""
+        acl = await self._bundle.storage.get_bucket_acl(_bucket(Bucket))
+        return {
+            "Owner": dict(acl.get("Owner", {})),
+            "Grants": list(acl.get("Grants", [])),
+            "ResponseMetadata": shape.meta(),
+        }
+
+    @_api
+    async def generate_presigned_url(
+        self,
+        ClientMethod: str,
+        Params: Mapping[str, Any] | None = None,
+        ExpiresIn: int = 3600,
+    ) -> str:
+        """A presigned URL for ``ClientMethod`` (e.g. ``"get_object"``) with ``Params``.
+
+        For ``get_object``/``head_object`` the key is looked up first: a directly stored or
+        plain object gets a URL serving its bytes as they are. A key stored as a *delta*
+        raises :class:`InvalidArgumentError`: the stored bytes are an xdelta3 patch that only
+        deltaglider can turn back into the file, so a presigned URL would hand out the
+        patch, not the file. Missing objects raise :class:`ObjectNotFoundError`. For
+        ``put_object`` a reserved key raises :class:`ReservedKeyError`; note that an upload
+        through a presigned URL bypasses delta compression.
+        """
+        method = _text("ClientMethod", ClientMethod)
+        params = dict(Params or {})
+        if isinstance(ExpiresIn, bool) or not isinstance(ExpiresIn, int) or ExpiresIn <= 0:
+            raise InvalidArgumentError(f"ExpiresIn must be a positive int, got {ExpiresIn!r}")
+        if method in ("get_object", "head_object"):
+            key = ObjectKey(_bucket(params.get("Bucket")), _key(params.get("Key")))
+            resolved = await self._bundle.service.resolve(key)
+            if resolved.meta.kind is meta_codec.ObjectKind.DELTA:
+                raise InvalidArgumentError(
+                    f"s3://{key.bucket}/{key.key} is stored as an xdelta3 delta that only "
+                    "deltaglider can reconstruct; a presigned URL would serve the delta, not "
+                    "the file. Use get_object()/download() instead, or store it with "
+                    "delta compression disabled"
+                )
+            params["Key"] = resolved.stored.key
+        elif method == "put_object":
+            check_user_key(_key(params.get("Key")))
+        return await self._bundle.storage.presign(method, params, expires_in=ExpiresIn)
+
+    # ------------------------------------------------------------------ simple API
+
+    @_api
+    async def upload(
+        self,
+        file_path: str | os.PathLike[str],
+        s3_url: str,
+        tags: Mapping[str, str] | None = None,
+        max_ratio: float | None = None,
+    ) -> UploadSummary:
+        """Upload a local file into the "directory" ``s3_url``, delta-compressed when it pays.
+
+        ``s3_url`` is always a prefix, as in deltaglider 6.x: ``s3://b/rel/v1/`` and
+        ``s3://b/rel/v1`` both store ``rel/v1/<file name>``; ``s3://b`` stores at the
+        bucket root. ``max_ratio`` (default: the client's, 0.5 unless configured) is the
+        largest delta/file size ratio kept as a delta. ``tags`` are accepted for
+        compatibility with 6.x, which never stored them either; they are ignored with a
+        warning in the log.
+
+        Raises :class:`InvalidURLError`, :class:`InvalidRatioError`, :class:`NotFoundError`
+        for a missing local file and :class:`BucketNotFoundError`.
+        """
+        url = S3Url.parse(s3_url)
+        ratio = None if max_ratio is None else validate_ratio(max_ratio)
+        if tags:
+            _log.warning("upload() does not store tags; ignored: %s", ", ".join(sorted(tags)))
+        source = Path(file_path)
+        await _check_local_file(source)
+        prefix = url.key[:-1] if url.key.endswith("/") else url.key
+        space = DeltaSpace(url.bucket, prefix)
+        summary = await self._bundle.service.put(source, space, ratio)
+        return UploadSummary.from_put(summary)
+
+    @_api
+    async def download(self, s3_url: str, output_path: str | os.PathLike[str]) -> None:
+        """Reconstruct ``s3_url`` (logical or ``.delta`` name) into ``output_path``.
+
+        Atomic: the bytes go to a temp file beside ``output_path``, are verified against
+        the recorded SHA-256, then renamed over it, so a failure never leaves a partial or
+        wrong file. When ``output_path`` is an existing directory the file is written into
+        it under its logical name. Raises :class:`InvalidURLError`,
+        :class:`ObjectNotFoundError`, :class:`NotFoundError` for a missing local directory
+        and :class:`IntegrityError`.
+        """
+        key = _object_url(s3_url)
+        out = anyio.Path(output_path)
+        if await out.is_dir():
+            out = out / key.name.removesuffix(DELTA_SUFFIX)
+        if not await out.parent.is_dir():
+            raise NotFoundError(f"local directory {str(out.parent)!r} does not exist")
+        await self._bundle.service.get(key, Path(out))
+
+    @_api
+    async def verify(self, s3_url: str) -> bool:
+        """Reconstruct ``s3_url`` and check its SHA-256: False when the stored data is corrupt.
+
+        Raises :class:`ObjectNotFoundError` when there is nothing to verify.
+        """
+        result = await self._bundle.service.verify(_object_url(s3_url))
+        return result.valid
+
+    @_api
+    async def clear_cache(self) -> None:
+        """Empty the local reference cache (the next read fetches references again)."""
+        await self._bundle.cache.clear()
+
+
+class _DeleteBatch:
+    """The state of one ``delete_objects`` call: resolve, batch delete, drop references."""
+
+    def __init__(self, client: AsyncDeltaGliderClient, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.deleted: list[str] = []
+        self.errors: list[shape.DeleteErrorEntry] = []
+        self.deltas = self.direct = self.references = 0
+        self._resolved: dict[str, ResolvedObject | None] = {}
+
+    async def run(self, requested: list[str]) -> None:
+        service = self.client._bundle.service
+        refs = [k for k in requested if k.rpartition("/")[2] == REFERENCE_NAME]
+        others = list(dict.fromkeys(k for k in requested if k not in refs))
+
+        async def resolve(key: str) -> None:
+            try:
+                self._resolved[key] = await service.resolve(ObjectKey(self.bucket, key))
+            except ObjectNotFoundError:
+                self._resolved[key] = None
+            except DeltaGliderError as exc:
+                self._error(key, exc)
+
+        await _bounded(others, resolve, self.client.config.concurrency)
+        owners: dict[str, list[str]] = {}
+        for key in others:
+            if key not in self._resolved:
+                continue  # resolving it failed: already in errors
+            found = self._resolved[key]
+            if found is None:
+                self.deleted.append(key)  # S3 reports missing keys as deleted
+            else:
+                owners.setdefault(found.stored.key, []).append(key)
+        await self._delete_stored(owners)
+        await self._drop_references(refs)
+        order = {key: i for i, key in enumerate(requested)}
+        self.deleted.sort(key=order.__getitem__)
+        self.errors.sort(key=lambda e: order[e["Key"]])
+
+    async def _delete_stored(self, owners: dict[str, list[str]]) -> None:
+        storage = self.client._bundle.storage
+        stored = list(owners)
+        failed: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(stored), MAX_KEYS):
+            for failure in await storage.delete_many(self.bucket, stored[start : start + MAX_KEYS]):
+                failed[failure.key] = (failure.code, failure.message)
+        spaces: set[DeltaSpace] = set()
+        for key, requested in owners.items():
+            if key in failed:
+                code, message = failed[key]
+                self.errors.extend({"Key": k, "Code": code, "Message": message} for k in requested)
+                continue
+            self.deleted.extend(requested)
+            if key.endswith(DELTA_SUFFIX):
+                self.deltas += 1
+                spaces.add(ObjectKey(self.bucket, key).space)
+            else:
+                self.direct += 1
+        self.references += len(await self.client._drop_unused(spaces))
+
+    async def _drop_references(self, refs: list[str]) -> None:
+        for key in dict.fromkeys(refs):
+            try:
+                deleted = await self.client._delete_reference(ObjectKey(self.bucket, key).space)
+            except ReservedKeyError as exc:
+                self.errors.append({"Key": key, "Code": "ReferenceInUse", "Message": str(exc)})
+                continue
+            except DeltaGliderError as exc:
+                self._error(key, exc)
+                continue
+            self.references += int(deleted)
+            self.deleted.append(key)
+
+    def _error(self, key: str, exc: DeltaGliderError) -> None:
+        code = "AccessDenied" if isinstance(exc, AccessDeniedError) else type(exc).__name__
+        self.errors.append({"Key": key, "Code": code, "Message": str(exc)})
+
+
+# ---------------------------------------------------------------------------------------
+# Argument checks and helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _text(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _bucket(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"Bucket must be a non-empty str, got {value!r}")
+    return value
+
+
+def _key(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"Key must be a non-empty str, got {value!r}")
+    return value
+
+
+def _max_keys(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"MaxKeys must be an int >= 0, got {value!r}")
+    return min(value, MAX_KEYS)
+
+
+def _object_url(s3_url: str) -> ObjectKey:
+    """An ``s3://bucket/key`` URL naming one object (not a prefix)."""
+    url = S3Url.parse(s3_url)
+    if url.is_prefix:
+        raise InvalidURLError(f"S3 URL must name an object, not a prefix: {s3_url!r}")
+    return ObjectKey(url.bucket, url.key)
+
+
+def _copy_source(source: Any) -> ObjectKey:
+    bucket: Any
+    key: Any
+    if isinstance(source, str):
+        bucket, _, key = source.lstrip("/").partition("/")
+        key = key.partition("?versionId=")[0]
+    elif isinstance(source, Mapping):
+        bucket, key = source.get("Bucket"), source.get("Key")
+    else:
+        raise InvalidArgumentError(
+            f"CopySource must be 'bucket/key' or a mapping, got {type(source).__name__}"
+        )
+    return ObjectKey(_bucket(bucket), _key(key))
+
+
+def _parse_delete(delete: Any) -> tuple[list[str], bool]:
+    if not isinstance(delete, Mapping) or not isinstance(delete.get("Objects"), Sequence):
+        raise InvalidArgumentError('Delete must be {"Objects": [{"Key": ...}, ...]}')
+    keys = []
+    for entry in delete["Objects"]:
+        if not isinstance(entry, Mapping):
+            raise InvalidArgumentError(f"each Delete object must be a mapping, got {entry!r}")
+        keys.append(_key(entry.get("Key")))
+    return keys, bool(delete.get("Quiet", False))
+
+
+def _delete_response(
+    deleted: bool, kind: str | None, stored: str | None, reference_deleted: bool
+) -> shape.DeleteObjectResponse:
+    return {
+        "DeltaGliderInfo": {
+            "Deleted": deleted,
+            "Type": kind,
+            "StoredKey": stored,
+            "ReferenceDeleted": reference_deleted,
+        },
+        "ResponseMetadata": shape.meta(204),
+    }
+
+
+def _item_key(item: ObjectInfo | str) -> str:
+    return item if isinstance(item, str) else item.key
+
+
+def _visible(item: ObjectInfo | str, prefix: str, floor: str | None) -> bool:
+    if isinstance(item, str):
+        return not item.startswith(INTERNAL_PREFIX) and (floor is None or item > floor)
+    if shape.is_hidden(item.key):
+        return False
+    logical = shape.display_key(item.key)
+    return logical.startswith(prefix) and (floor is None or logical > floor)
+
+
+def _parse_range(spec: Any) -> tuple[int | None, int | None]:
+    """``bytes=a-b`` → (a, b); ``bytes=a-`` → (a, None); ``bytes=-n`` → (None, n)."""
+    match = _RANGE_RE.fullmatch(spec.strip()) if isinstance(spec, str) else None
+    if match is None or match.group(1) == match.group(2) == "":
+        raise InvalidArgumentError(
+            f"Range must be bytes=START-END, bytes=START- or bytes=-SUFFIX, got {spec!r}"
+        )
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        return None, int(last)
+    start = int(first)
+    end = int(last) if last else None
+    if end is not None and end < start:
+        raise InvalidArgumentError(f"Range {spec!r} ends before it starts")
+    return start, end
+
+
+def _span(
+    wanted: tuple[int | None, int | None], size: int, spec: Any, label: str
+) -> tuple[int, int]:
+    """The inclusive byte span of a parsed range over ``size`` bytes."""
+    first, second = wanted
+    if first is None:
+        start, end = max(0, size - (second or 0)), size - 1
+        if second == 0:
+            start = size
+    else:
+        start, end = first, size - 1 if second is None else min(second, size - 1)
+    if start >= size or end < start:
+        raise InvalidArgumentError(f"Range {spec!r} is not satisfiable: {label} has {size} bytes")
+    return start, end
+
+
+async def _bounded(items: Sequence[_T], fn: Callable[[_T], Awaitable[None]], limit: int) -> None:
+    """Run ``fn`` on every item with at most ``limit`` in flight."""
+    if not items:
+        return
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            await fn(item)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(limit, len(items))):
+            tg.start_soon(worker)
+
+
+async def _check_local_file(path: Path) -> None:
+    try:
+        info = await anyio.Path(path).stat()
+    except FileNotFoundError:
+        raise NotFoundError(f"local file {str(path)!r} does not exist") from None
+    except PermissionError as exc:
+        raise AccessDeniedError(f"cannot read local file {str(path)!r}: {exc}") from None
+    except OSError as exc:
+        raise StorageError(f"cannot read local file {str(path)!r}: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidArgumentError(f"{str(path)!r} is not a regular file")
+
+
+async def _body_chunks(body: Any) -> AsyncIterator[bytes]:
+    """The bytes of a ``put_object`` Body as an async iterator; type errors raise now."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return _memory_chunks(bytes(body))
+    if isinstance(body, str):
+        return _memory_chunks(body.encode("utf-8"))
+    if isinstance(body, os.PathLike):
+        path = Path(os.fspath(body))
+        await _check_local_file(path)
+        return _path_chunks(path)
+    read = getattr(body, "read", None)
+    if callable(read):
+        return _reader_chunks(read)
+    if hasattr(body, "__aiter__"):
+        return aiter(body)
+    raise InvalidArgumentError(
+        f"Body must be bytes, str, a Path, a binary file object or an async iterator of "
+        f"bytes, got {type(body).__name__}"
+    )
+
+
+async def _memory_chunks(data: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK):
+        yield bytes(view[start : start + CHUNK])
+
+
+async def _path_chunks(path: Path) -> AsyncIterator[bytes]:
+    try:
+        async with await anyio.open_file(path, "rb") as f:
+            while chunk := await f.read(CHUNK):
+                yield chunk
+    except FileNotFoundError:
+        raise NotFoundError(f"local file {str(path)!r} does not exist") from None
+    except PermissionError as exc:
+        raise AccessDeniedError(f"cannot read local file {str(path)!r}: {exc}") from None
+
+
+async def _reader_chunks(read: Callable[[int], Any]) -> AsyncIterator[bytes]:
+    is_async = inspect.iscoroutinefunction(read)
+    while True:
+        chunk = await read(CHUNK) if is_async else await anyio.to_thread.run_sync(read, CHUNK)
+        if isinstance(chunk, str):
+            raise InvalidArgumentError("Body file object returns str: open it in binary mode")
+        if not chunk:
+            return
+        yield chunk
+
+
+async def _unlink_quietly(path: Path) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            await anyio.Path(path).unlink(missing_ok=True)
+        except OSError:
+            pass
