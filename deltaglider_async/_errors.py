@@ -127,4 +127,6 @@ def single_errors() -> Iterator[None]:
         yield
     except BaseExceptionGroup as group:
         leaf = unwrap_group(group)
-        raise leaf from group
+        # Keep the leaf's own cause (e.g. the botocore error); the group stays reachable
+        # as its __context__.
+        raise leaf from leaf.__cause__

@@ -108,7 +108,11 @@ class StoragePort(Protocol):
     """Asynchronous object storage (S3 semantics)."""
 
     async def head(self, bucket: str, key: str) -> ObjectHead | None:
-        """HEAD an object; ``None`` when it does not exist (a missing bucket raises)."""
+        """HEAD an object; ``None`` when it (or its bucket) does not exist.
+
+        S3 answers a bare 404 in both cases; callers that must tell a missing bucket from a
+        missing key call :meth:`head_bucket`.
+        """
         ...
 
     async def list_page(

@@ -1,0 +1,1013 @@
+"""The S3 storage adapter: :class:`S3Storage` implements ``StoragePort`` with aiobotocore.
+
+One aiobotocore client per :class:`S3Storage`, created on first use and held in an
+``AsyncExitStack`` until :meth:`S3Storage.aclose`. Every call goes through
+:func:`translating`, which turns botocore, aiohttp and timeout errors into the
+``deltaglider_async`` error tree with a message naming the operation, bucket and key:
+nothing from botocore leaves this module.
+
+Conventions of the values returned:
+
+* ``ETag`` is the raw header value, quotes included (``"d41d8cd98f00b204e9800998ecf8427e"``);
+  multipart ETags keep their ``-N`` suffix.
+* Metadata keys are returned lower-cased (without ``x-amz-meta-``); they are written as
+  given, and must be ASCII, as must their values.
+* Datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import aioboto3
+import aiohttp
+import anyio
+import anyio.to_thread
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from .._config import DeltaGliderConfig
+from .._errors import (
+    AccessDeniedError,
+    BucketAlreadyExistsError,
+    BucketNotEmptyError,
+    BucketNotFoundError,
+    ClientClosedError,
+    ConditionalWriteNotSupportedError,
+    DeltaGliderError,
+    InvalidArgumentError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+    unwrap_group,
+)
+from ..ports.storage import (
+    BucketInfo,
+    DeleteFailure,
+    ListPage,
+    ObjectBody,
+    ObjectHead,
+    ObjectInfo,
+    PutResult,
+    StoragePort,
+)
+
+if TYPE_CHECKING:
+    from aiobotocore.response import StreamingBody
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import GetObjectOutputTypeDef
+
+__all__ = ["S3ObjectBody", "S3Storage", "translate_error", "translating"]
+
+_log = logging.getLogger("deltaglider.storage")
+
+DEFAULT_REGION: Final = "us-east-1"
+#: Bytes per read when streaming a GET to a file.
+DOWNLOAD_CHUNK_SIZE: Final = 1024 * 1024
+#: S3 refuses more parts than this in one multipart upload.
+MAX_PARTS: Final = 10_000
+#: DeleteObjects accepts at most this many keys per request.
+MAX_DELETE_BATCH: Final = 1000
+#: Upper bound on the shielded AbortMultipartUpload after a failure or cancellation.
+ABORT_TIMEOUT: Final = 30.0
+#: Upper bound on closing the HTTP session in ``aclose``.
+CLOSE_TIMEOUT: Final = 10.0
+
+_MIB: Final = 1024 * 1024
+_RANGE_RE: Final = re.compile(r"bytes=(?:\d+-\d*|-\d+)")
+_CONTENT_RANGE_RE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+# ---------------------------------------------------------------------------------------
+# Error translation: the one place where botocore/aiohttp errors become ours.
+# ---------------------------------------------------------------------------------------
+
+_BUCKET_MISSING_CODES: Final = frozenset({"NoSuchBucket"})
+_NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NotFound", "404"})
+_ACCESS_DENIED_CODES: Final = frozenset(
+    {
+        "AccessDenied",
+        "Forbidden",
+        "403",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AccountProblem",
+    }
+)
+_PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "412"})
+_NOT_IMPLEMENTED_CODES: Final = frozenset({"NotImplemented", "501"})
+_INVALID_ARGUMENT_CODES: Final = frozenset(
+    {"InvalidBucketName", "InvalidArgument", "InvalidRange", "KeyTooLongError", "MetadataTooLarge"}
+)
+_TRANSPORT_ERRORS: Final = (BotoCoreError, aiohttp.ClientError, TimeoutError)
+
+
+def _target(bucket: str | None, key: str | None) -> str:
+    if bucket is None:
+        return ""
+    return f" s3://{bucket}/{key}" if key is not None else f" s3://{bucket}"
+
+
+def _client_error_parts(exc: ClientError) -> tuple[str, int, str]:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return str(error.get("Code", "") or status), int(status), str(error.get("Message", "") or "")
+
+
+def translate_error(
+    exc: BaseException,
+    *,
+    operation: str,
+    bucket: str | None = None,
+    key: str | None = None,
+    conditional: bool = False,
+) -> DeltaGliderError:
+    """Return the ``deltaglider_async`` error for a botocore/aiohttp/timeout error.
+
+    ``operation`` (an S3 API name such as ``PutObject``), ``bucket`` and ``key`` go into
+    the message. A bare 404 means "object missing" when a key is given and "bucket
+    missing" otherwise. ``conditional`` marks a request carrying ``If-None-Match``, whose
+    ``NotImplemented`` answer means the server does not support conditional writes.
+    Errors that are already ours are returned unchanged.
+    """
+    if isinstance(exc, DeltaGliderError):
+        return exc
+    where = f"{operation}{_target(bucket, key)}"
+    if isinstance(exc, ClientError):
+        code, status, message = _client_error_parts(exc)
+        text = f"{where} failed: {code} (HTTP {status}): {message}".rstrip(": ")
+        if code in _BUCKET_MISSING_CODES:
+            return BucketNotFoundError(f"bucket {bucket!r} does not exist ({text})")
+        if code in _NOT_FOUND_CODES:
+            if key is None:
+                return BucketNotFoundError(f"bucket {bucket!r} does not exist ({text})")
+            return ObjectNotFoundError(f"object s3://{bucket}/{key} does not exist ({text})")
+        if code in _ACCESS_DENIED_CODES:
+            return AccessDeniedError(f"access denied: {text}")
+        if code in _PRECONDITION_CODES:
+            return PreconditionFailedError(f"precondition failed: {text}")
+        if code in _NOT_IMPLEMENTED_CODES and conditional:
+            return ConditionalWriteNotSupportedError(
+                f"the server does not support conditional writes (If-None-Match): {text}"
+            )
+        if code in _INVALID_ARGUMENT_CODES:
+            return InvalidArgumentError(text)
+        if code == "BucketAlreadyExists":
+            return BucketAlreadyExistsError(
+                f"bucket {bucket!r} already exists and belongs to someone else ({text})"
+            )
+        if code == "BucketNotEmpty":
+            return BucketNotEmptyError(f"bucket {bucket!r} is not empty ({text})")
+        return StorageError(text)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+        return AccessDeniedError(f"{where}: no usable AWS credentials: {exc}")
+    if isinstance(exc, ParamValidationError | ProfileNotFound):
+        return InvalidArgumentError(f"{where}: {exc}")
+    if isinstance(exc, TimeoutError):
+        return StorageError(f"{where} timed out: {type(exc).__name__} {exc}".rstrip())
+    return StorageError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def translating(
+    operation: str,
+    bucket: str | None = None,
+    key: str | None = None,
+    *,
+    conditional: bool = False,
+) -> Iterator[None]:
+    """Re-raise botocore, aiohttp and timeout errors from the block via :func:`translate_error`."""
+    try:
+        yield
+    except (ClientError, *_TRANSPORT_ERRORS) as exc:
+        raise translate_error(
+            exc, operation=operation, bucket=bucket, key=key, conditional=conditional
+        ) from exc
+
+
+def _error_code(exc: ClientError) -> str:
+    return _client_error_parts(exc)[0]
+
+
+# ---------------------------------------------------------------------------------------
+# Small conversions
+# ---------------------------------------------------------------------------------------
+
+
+def _utc(value: datetime | None, where: str) -> datetime:
+    if value is None:
+        raise StorageError(f"{where}: the response carries no Last-Modified date")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _read_metadata(raw: Mapping[str, str] | None) -> dict[str, str]:
+    return {k.lower(): v for k, v in (raw or {}).items()}
+
+
+def _check_metadata(metadata: Mapping[str, str], bucket: str, key: str) -> dict[str, str]:
+    for name, value in metadata.items():
+        if not (name.isascii() and value.isascii()):
+            raise InvalidArgumentError(
+                f"metadata of s3://{bucket}/{key} must be ASCII, got {name!r}: {value!r}"
+            )
+    return dict(metadata)
+
+
+def _read_range(path: Path, offset: int, length: int) -> bytes:
+    """Read exactly ``length`` bytes at ``offset`` (runs in a worker thread)."""
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        data = fh.read(length)
+    if len(data) != length:
+        raise StorageError(
+            f"{path} shrank while being uploaded: wanted {length} bytes at offset {offset}, "
+            f"got {len(data)}"
+        )
+    return data
+
+
+def _covers_whole_object(range_header: str, size: int) -> bool:
+    """True when ``bytes=0-`` or ``bytes=0-N`` (N ≥ size - 1) asks for the whole object."""
+    start, _, end = range_header.removeprefix("bytes=").partition("-")
+    return start == "0" and (end == "" or int(end) >= size - 1)
+
+
+def _retried(response: Mapping[str, Any]) -> bool:
+    """True when botocore needed more than one attempt for this response."""
+    return bool(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+
+
+def _multipart_etag(parts: Mapping[int, str]) -> str | None:
+    """The ETag S3 gives the object completed from ``parts``: MD5 of the part MD5s, ``-N``."""
+    try:
+        digests = b"".join(bytes.fromhex(parts[n].strip('"')) for n in sorted(parts))
+    except ValueError:
+        return None
+    return f"{hashlib.md5(digests).hexdigest()}-{len(parts)}"
+
+
+def _part_size(size: int, chunksize: int) -> int:
+    """The configured part size, grown (in whole MiB) when the file needs > 10,000 parts."""
+    if math.ceil(size / chunksize) <= MAX_PARTS:
+        return chunksize
+    return math.ceil(size / MAX_PARTS / _MIB) * _MIB
+
+
+# ---------------------------------------------------------------------------------------
+# Streaming GET body
+# ---------------------------------------------------------------------------------------
+
+
+class S3ObjectBody:
+    """A streaming GetObject response (implements ``ObjectBody``).
+
+    ``read(n)`` returns exactly ``n`` bytes unless the object ends first, like botocore's
+    blocking ``StreamingBody``. Close it with :meth:`aclose` (or ``async with``): a body
+    not read to the end holds an HTTP connection, which closing drops.
+    """
+
+    def __init__(
+        self,
+        response: GetObjectOutputTypeDef,
+        *,
+        bucket: str,
+        key: str,
+        head: ObjectHead,
+    ) -> None:
+        self._stream: StreamingBody = response["Body"]
+        self._bucket = bucket
+        self._key = key
+        self._head = head
+        self._content_length = int(response.get("ContentLength", 0))
+        self._content_range: str | None = response.get("ContentRange") or None
+        self._eof = False
+        self._closed = False
+
+    @property
+    def head(self) -> ObjectHead:
+        """The object's headers; for a ranged GET ``size`` is the full object size."""
+        return self._head
+
+    @property
+    def content_length(self) -> int:
+        """Number of bytes this response carries (the range's length for ranged GETs)."""
+        return self._content_length
+
+    @property
+    def content_range(self) -> str | None:
+        """The ``Content-Range`` header of a ranged GET, else ``None``."""
+        return self._content_range
+
+    async def read(self, amt: int | None = None) -> bytes:
+        """Read ``amt`` bytes (fewer only at the end; all remaining when ``None`` or < 0)."""
+        if self._closed:
+            raise ClientClosedError(f"the body of s3://{self._bucket}/{self._key} is closed")
+        if self._eof or amt == 0:
+            return b""
+        with translating("GetObject (reading body)", self._bucket, self._key):
+            if amt is None or amt < 0:
+                data = await self._stream.read()
+                self._eof = True
+                return bytes(data)
+            buffer = bytearray()
+            while len(buffer) < amt:
+                chunk = await self._stream.read(amt - len(buffer))
+                if not chunk:
+                    self._eof = True
+                    break
+                buffer += chunk
+            return bytes(buffer)
+
+    async def iter_chunks(self, chunk_size: int = DOWNLOAD_CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Iterate over the remaining bytes in chunks of ``chunk_size`` (the last may be short)."""
+        if chunk_size <= 0:
+            raise InvalidArgumentError(f"chunk_size must be positive, got {chunk_size}")
+        while chunk := await self.read(chunk_size):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Release the connection (dropped if the body was not read to the end); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        # A fully read aiohttp response has already returned its connection to the pool;
+        # close() then does nothing, otherwise it drops the half-read connection.
+        self._stream.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+# ---------------------------------------------------------------------------------------
+# The adapter
+# ---------------------------------------------------------------------------------------
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+class S3Storage:
+    """``StoragePort`` over aiobotocore: one S3 client for the object's lifetime.
+
+    The constructor does no I/O; the client (and the boto session, which reads AWS
+    config files) is created on first use. Close with :meth:`aclose` or ``async with``;
+    afterwards every call raises :class:`ClientClosedError`. There is no reopening.
+
+    ``parts_in_flight`` bounds concurrent UploadPart requests of one multipart upload,
+    so a single upload holds at most ``parts_in_flight × multipart_chunksize`` bytes.
+    ``delete_batch_size`` is the number of keys per DeleteObjects request (≤ 1000).
+    """
+
+    def __init__(
+        self,
+        config: DeltaGliderConfig,
+        *,
+        parts_in_flight: int = 4,
+        delete_batch_size: int = MAX_DELETE_BATCH,
+    ) -> None:
+        if parts_in_flight < 1:
+            raise InvalidArgumentError(f"parts_in_flight must be >= 1, got {parts_in_flight}")
+        if not 1 <= delete_batch_size <= MAX_DELETE_BATCH:
+            raise InvalidArgumentError(
+                f"delete_batch_size must be in [1, {MAX_DELETE_BATCH}], got {delete_batch_size}"
+            )
+        self._config = config
+        self._parts_in_flight = parts_in_flight
+        self._delete_batch_size = delete_batch_size
+        self._state = _State.UNOPENED
+        self._stack = AsyncExitStack()
+        self._client: S3Client | None = None
+        self._lock: anyio.Lock | None = None
+
+    @property
+    def config(self) -> DeltaGliderConfig:
+        """The configuration this adapter was built with."""
+        return self._config
+
+    @property
+    def region(self) -> str:
+        """The client's region (``us-east-1`` when none is configured)."""
+        return self._config.region_name or DEFAULT_REGION
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def _client_config(self) -> AioConfig:
+        cfg = self._config
+        return AioConfig(
+            signature_version="s3v4",
+            retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
+            connect_timeout=cfg.connect_timeout,
+            read_timeout=cfg.read_timeout,
+            max_pool_connections=max(10, cfg.concurrency * 2),
+            # botocore >= 1.36 adds CRC checksums by default, which some S3-compatible
+            # stores reject or answer with whole-object checksums on ranged GETs.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path"} if cfg.endpoint_url else None,
+        )
+
+    async def _s3(self) -> S3Client:
+        """The aiobotocore client, created on first use (one per S3Storage)."""
+        self._ensure_open()
+        if self._client is not None:
+            return self._client
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            # aclose() may have run while this task waited for the lock.
+            self._ensure_open()
+            if self._client is None:
+                cfg = self._config
+                with translating("connect", None, None):
+                    # Building a session reads ~/.aws files: keep that off the event loop.
+                    session = await anyio.to_thread.run_sync(
+                        functools.partial(
+                            aioboto3.Session,
+                            aws_access_key_id=cfg.aws_access_key_id,
+                            aws_secret_access_key=cfg.aws_secret_access_key,
+                            aws_session_token=cfg.aws_session_token,
+                            region_name=self.region,
+                            profile_name=cfg.profile_name,
+                        )
+                    )
+                    client = await self._stack.enter_async_context(
+                        session.client(
+                            "s3",
+                            endpoint_url=cfg.endpoint_url,
+                            config=self._client_config(),
+                        )
+                    )
+                if self._closing_started():
+                    # aclose() ran while the client was being created: do not leak it.
+                    await self._close_stack()
+                    raise ClientClosedError("this S3Storage is closed")
+                self._client = client
+                self._state = _State.OPENED
+            return self._client
+
+    def _ensure_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClientClosedError("this S3Storage is closed")
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (bounded, shielded from cancellation); idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._client = None
+        await self._close_stack()
+
+    def _closing_started(self) -> bool:
+        return self._state is _State.CLOSED
+
+    async def _close_stack(self) -> None:
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            try:
+                await self._stack.aclose()
+            except Exception as exc:
+                # Closing is best effort: a failing close must not mask the caller's error.
+                _log.warning("closing the S3 client failed: %s", exc)
+
+    async def __aenter__(self) -> Self:
+        self._ensure_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- objects --------------------------------------------------------------------
+
+    async def head(self, bucket: str, key: str) -> ObjectHead | None:
+        """HEAD an object; ``None`` when it does not exist.
+
+        HEAD answers a bare 404 both for a missing key and for a missing bucket, and telling
+        them apart costs a second request; the core probes many keys that usually do not
+        exist (the other form of a name, a space's reference), so ``None`` covers both and
+        callers that must report a missing bucket ask :meth:`head_bucket`.
+        """
+        client = await self._s3()
+        with translating("HeadObject", bucket, key):
+            try:
+                resp = await client.head_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) not in _NOT_FOUND_CODES:
+                    raise
+                return None
+        return ObjectHead(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            etag=resp.get("ETag", ""),
+            last_modified=_utc(resp.get("LastModified"), f"HeadObject s3://{bucket}/{key}"),
+            metadata=_read_metadata(resp.get("Metadata")),
+            content_type=resp.get("ContentType"),
+            version_id=resp.get("VersionId"),
+        )
+
+    async def list_page(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str | None = None,
+        continuation_token: str | None = None,
+        start_after: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """One page of ListObjectsV2 (keys URL-decoded by botocore)."""
+        client = await self._s3()
+        where = f"ListObjectsV2 s3://{bucket}/{prefix}"
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        if continuation_token is not None:
+            params["ContinuationToken"] = continuation_token
+        if start_after:
+            params["StartAfter"] = start_after
+        with translating("ListObjectsV2", bucket, None):
+            resp = await client.list_objects_v2(**params)
+        objects = [
+            ObjectInfo(
+                key=item["Key"],
+                size=int(item.get("Size", 0)),
+                etag=item.get("ETag", ""),
+                last_modified=_utc(item.get("LastModified"), where),
+                storage_class=item.get("StorageClass") or "STANDARD",
+            )
+            for item in resp.get("Contents", [])
+        ]
+        prefixes = [p["Prefix"] for p in resp.get("CommonPrefixes", []) if "Prefix" in p]
+        truncated = bool(resp.get("IsTruncated", False))
+        token = resp.get("NextContinuationToken") or None
+        if truncated and token is None:
+            raise StorageError(f"{where}: truncated page without NextContinuationToken")
+        return ListPage(
+            objects=objects,
+            common_prefixes=prefixes,
+            is_truncated=truncated,
+            next_continuation_token=token,
+            key_count=int(resp.get("KeyCount", len(objects) + len(prefixes))),
+        )
+
+    async def iter_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[ObjectInfo]:
+        """Every object under ``prefix``, following continuation tokens.
+
+        ``page_size`` is the ``MaxKeys`` of each ListObjectsV2 request.
+        """
+        token: str | None = None
+        while True:
+            page = await self.list_page(
+                bucket, prefix, delimiter=delimiter, continuation_token=token, max_keys=page_size
+            )
+            for info in page.objects:
+                yield info
+            if not page.is_truncated:
+                return
+            token = page.next_continuation_token
+
+    async def open(self, bucket: str, key: str, *, range: str | None = None) -> S3ObjectBody:
+        """Start a streaming GET; ``range`` is an HTTP range such as ``bytes=0-99``.
+
+        Raises :class:`ObjectNotFoundError` or :class:`BucketNotFoundError` when absent,
+        :class:`InvalidArgumentError` for a malformed or unsatisfiable range. The caller
+        must ``aclose()`` the returned body.
+        """
+        if range is not None and not _RANGE_RE.fullmatch(range):
+            raise InvalidArgumentError(
+                f"unsupported range {range!r} for s3://{bucket}/{key} "
+                "(expected bytes=START-[END] or bytes=-SUFFIX)"
+            )
+        client = await self._s3()
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if range is not None:
+            params["Range"] = range
+        with translating("GetObject", bucket, key):
+            resp = await client.get_object(**params)
+        where = f"GetObject s3://{bucket}/{key}"
+        try:
+            content_range = resp.get("ContentRange") or None
+            size = int(resp.get("ContentLength", 0))
+            if range is not None:
+                match = _CONTENT_RANGE_RE.fullmatch(content_range or "")
+                if match is not None:
+                    size = int(match.group(3))
+                elif content_range is not None or not _covers_whole_object(range, size):
+                    # A server that ignores Range sends the whole object: handing that
+                    # over as the requested range would give the caller the wrong bytes.
+                    raise StorageError(
+                        f"{where}: asked for {range} but the server answered "
+                        f"Content-Range {content_range!r}"
+                    )
+            head = ObjectHead(
+                key=key,
+                size=size,
+                etag=resp.get("ETag", ""),
+                last_modified=_utc(resp.get("LastModified"), where),
+                metadata=_read_metadata(resp.get("Metadata")),
+                content_type=resp.get("ContentType"),
+                version_id=resp.get("VersionId"),
+            )
+        except BaseException:
+            resp["Body"].close()
+            raise
+        return S3ObjectBody(resp, bucket=bucket, key=key, head=head)
+
+    async def get_to_file(self, bucket: str, key: str, dest: Path) -> ObjectHead:
+        """Stream an object into ``dest`` (created or truncated) in 1 MiB chunks.
+
+        ``dest`` is opened only after the GET succeeded, so a missing object leaves an
+        existing ``dest`` untouched. On a failure or cancellation while streaming, a
+        partial ``dest`` is left in place: the caller owns ``dest`` and deletes it.
+        """
+        body = await self.open(bucket, key)
+        try:
+            written = 0
+            async with await anyio.open_file(dest, "wb") as fh:
+                async for chunk in body.iter_chunks(DOWNLOAD_CHUNK_SIZE):
+                    await fh.write(chunk)
+                    written += len(chunk)
+            if written != body.content_length:
+                raise StorageError(
+                    f"GetObject s3://{bucket}/{key}: got {written} bytes, "
+                    f"expected {body.content_length}"
+                )
+            return body.head
+        finally:
+            await body.aclose()
+
+    async def put_file(
+        self,
+        bucket: str,
+        key: str,
+        src: Path,
+        *,
+        metadata: Mapping[str, str],
+        content_type: str | None = None,
+        if_none_match: bool = False,
+    ) -> PutResult:
+        """Upload a file: one streamed PutObject below ``multipart_threshold``, else multipart.
+
+        Multipart uploads send ``multipart_chunksize`` parts (grown when more than 10,000
+        would be needed), at most ``parts_in_flight`` at a time, and are aborted on any
+        failure or cancellation. With ``if_none_match`` the write carries
+        ``If-None-Match: *`` (on PutObject, or on CompleteMultipartUpload):
+        :class:`PreconditionFailedError` when the key exists,
+        :class:`ConditionalWriteNotSupportedError` when the server refuses the header.
+        """
+        meta = _check_metadata(metadata, bucket, key)
+        stat = await anyio.Path(src).stat()
+        client = await self._s3()
+        if stat.st_size > 0 and stat.st_size >= self._config.multipart_threshold:
+            return await self._put_multipart(
+                client, bucket, key, src, stat.st_size, meta, content_type, if_none_match
+            )
+        extra: dict[str, Any] = {"Metadata": meta}
+        if content_type is not None:
+            extra["ContentType"] = content_type
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        fh = await anyio.to_thread.run_sync(src.open, "rb")
+        try:
+            with translating("PutObject", bucket, key, conditional=if_none_match):
+                # botocore streams the file (and hashes it for the SigV4 payload signature,
+                # rewinding it on retries); nothing is read into memory at once.
+                resp = await client.put_object(
+                    Bucket=bucket, Key=key, Body=fh, ContentLength=stat.st_size, **extra
+                )
+        finally:
+            await anyio.to_thread.run_sync(fh.close)
+        return PutResult(etag=resp.get("ETag", ""), version_id=resp.get("VersionId"))
+
+    async def _put_multipart(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        src: Path,
+        size: int,
+        metadata: dict[str, str],
+        content_type: str | None,
+        if_none_match: bool,
+    ) -> PutResult:
+        if if_none_match and await self.head(bucket, key) is not None:
+            # Fail before uploading gigabytes; the If-None-Match on completion still
+            # settles a race with a writer that creates the key meanwhile.
+            raise PreconditionFailedError(
+                f"precondition failed: s3://{bucket}/{key} already exists (If-None-Match: *)"
+            )
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": metadata}
+        if content_type is not None:
+            params["ContentType"] = content_type
+        with translating("CreateMultipartUpload", bucket, key):
+            created = await client.create_multipart_upload(**params)
+        upload_id = created["UploadId"]
+        try:
+            if _retried(created):
+                # The answer to an earlier attempt was lost: that attempt may have started
+                # an upload no one would ever complete or abort.
+                await self._abort_other_uploads(client, bucket, key, upload_id)
+            parts = await self._upload_parts(client, bucket, key, src, size, upload_id)
+            complete: dict[str, Any] = {
+                "Bucket": bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "MultipartUpload": {
+                    "Parts": [{"ETag": parts[n], "PartNumber": n} for n in sorted(parts)]
+                },
+            }
+            if if_none_match:
+                complete["IfNoneMatch"] = "*"
+            with translating("CompleteMultipartUpload", bucket, key, conditional=if_none_match):
+                try:
+                    done = await client.complete_multipart_upload(**complete)
+                except ClientError as exc:
+                    if _error_code(exc) != "NoSuchUpload" or not _retried(exc.response):
+                        raise
+                    # An earlier attempt completed the upload and its answer was lost: the
+                    # object is ours if its ETag is the one these very parts make.
+                    head = await self.head(bucket, key)
+                    if head is None or head.etag.strip('"') != _multipart_etag(parts):
+                        raise
+                    return PutResult(etag=head.etag, version_id=head.version_id)
+        except BaseException:
+            await self._abort_multipart(client, bucket, key, upload_id)
+            raise
+        return PutResult(etag=done.get("ETag", ""), version_id=done.get("VersionId"))
+
+    async def _upload_parts(
+        self, client: S3Client, bucket: str, key: str, src: Path, size: int, upload_id: str
+    ) -> dict[int, str]:
+        part_size = _part_size(size, self._config.multipart_chunksize)
+        count = math.ceil(size / part_size)
+        etags: dict[int, str] = {}
+        # A slot is taken before a part is read into memory and freed once it is sent,
+        # which bounds memory to parts_in_flight × part_size.
+        slots = anyio.Semaphore(self._parts_in_flight)
+
+        async def upload(number: int, offset: int, length: int) -> None:
+            try:
+                data = await anyio.to_thread.run_sync(_read_range, src, offset, length)
+                with translating(f"UploadPart {number}/{count}", bucket, key):
+                    resp = await client.upload_part(
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=data,
+                        ContentLength=length,
+                    )
+                etags[number] = resp["ETag"]
+            finally:
+                slots.release()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for number in range(1, count + 1):
+                    offset = (number - 1) * part_size
+                    await slots.acquire()
+                    tg.start_soon(upload, number, offset, min(part_size, size - offset))
+        except BaseExceptionGroup as group:
+            # One plain error for the caller, keeping the leaf's own cause (the botocore
+            # error); the group stays reachable as its __context__.
+            leaf = unwrap_group(group)
+            raise leaf from leaf.__cause__
+        return etags
+
+    async def _abort_other_uploads(
+        self, client: S3Client, bucket: str, key: str, keep: str
+    ) -> None:
+        """Abort the in-progress uploads of exactly ``key`` other than ``keep``.
+
+        Only called after a retried CreateMultipartUpload. Another writer's concurrent
+        upload of the same key is aborted too: its completion then fails cleanly, which is
+        better than leaving an orphan upload that is billed until a lifecycle rule removes it.
+        """
+        try:
+            with translating("ListMultipartUploads", bucket, key):
+                listed = await client.list_multipart_uploads(Bucket=bucket, Prefix=key)
+        except DeltaGliderError as exc:
+            _log.warning("could not list multipart uploads of s3://%s/%s: %s", bucket, key, exc)
+            return
+        for upload in listed.get("Uploads", []):
+            other = upload.get("UploadId")
+            if upload.get("Key") == key and other and other != keep:
+                await self._abort_multipart(client, bucket, key, other)
+
+    async def _abort_multipart(
+        self, client: S3Client, bucket: str, key: str, upload_id: str
+    ) -> None:
+        """AbortMultipartUpload, shielded from cancellation and bounded in time."""
+        with anyio.move_on_after(ABORT_TIMEOUT, shield=True) as scope:
+            try:
+                await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":
+                    _log.warning(
+                        "could not abort multipart upload %s of s3://%s/%s: %s",
+                        upload_id,
+                        bucket,
+                        key,
+                        exc,
+                    )
+            except (*_TRANSPORT_ERRORS,) as exc:
+                _log.warning(
+                    "could not abort multipart upload %s of s3://%s/%s: %s",
+                    upload_id,
+                    bucket,
+                    key,
+                    exc,
+                )
+        if scope.cancelled_caught:
+            _log.warning(
+                "aborting multipart upload %s of s3://%s/%s timed out after %.0f s",
+                upload_id,
+                bucket,
+                key,
+                ABORT_TIMEOUT,
+            )
+
+    async def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> PutResult:
+        """Upload a small in-memory body in one PutObject."""
+        meta = _check_metadata(metadata or {}, bucket, key)
+        client = await self._s3()
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
+        if content_type is not None:
+            params["ContentType"] = content_type
+        with translating("PutObject", bucket, key):
+            resp = await client.put_object(**params)
+        return PutResult(etag=resp.get("ETag", ""), version_id=resp.get("VersionId"))
+
+    async def delete(self, bucket: str, key: str) -> None:
+        """Delete one object; a missing key is not an error, a missing bucket is."""
+        client = await self._s3()
+        with translating("DeleteObject", bucket, key):
+            await client.delete_object(Bucket=bucket, Key=key)
+
+    async def delete_many(self, bucket: str, keys: Sequence[str]) -> list[DeleteFailure]:
+        """DeleteObjects in batches of ``delete_batch_size`` (Quiet); return per-key failures."""
+        if not keys:
+            return []
+        client = await self._s3()
+        failures: list[DeleteFailure] = []
+        for start in range(0, len(keys), self._delete_batch_size):
+            batch = keys[start : start + self._delete_batch_size]
+            with translating(f"DeleteObjects ({len(batch)} keys)", bucket, None):
+                resp = await client.delete_objects(
+                    Bucket=bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                )
+            failures.extend(
+                DeleteFailure(
+                    key=err.get("Key", ""),
+                    code=err.get("Code", ""),
+                    message=err.get("Message", ""),
+                )
+                for err in resp.get("Errors", [])
+            )
+        return failures
+
+    # -- buckets --------------------------------------------------------------------
+
+    async def create_bucket(self, bucket: str, *, region: str | None = None) -> None:
+        """Create a bucket (``LocationConstraint`` outside us-east-1); quiet if already ours."""
+        client = await self._s3()
+        location = region or self.region
+        params: dict[str, Any] = {"Bucket": bucket}
+        if location != DEFAULT_REGION:
+            params["CreateBucketConfiguration"] = {"LocationConstraint": location}
+        with translating("CreateBucket", bucket, None):
+            try:
+                await client.create_bucket(**params)
+            except ClientError as exc:
+                if _error_code(exc) != "BucketAlreadyOwnedByYou":
+                    raise
+
+    async def delete_bucket(self, bucket: str) -> None:
+        """Delete an empty bucket; ``BucketNotEmptyError``/``BucketNotFoundError`` otherwise."""
+        client = await self._s3()
+        with translating("DeleteBucket", bucket, None):
+            await client.delete_bucket(Bucket=bucket)
+
+    async def head_bucket(self, bucket: str) -> None:
+        """Raise ``BucketNotFoundError``/``AccessDeniedError`` unless the bucket is usable."""
+        client = await self._s3()
+        with translating("HeadBucket", bucket, None):
+            await client.head_bucket(Bucket=bucket)
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        """All buckets of the account, following continuation tokens where returned."""
+        client = await self._s3()
+        buckets: list[BucketInfo] = []
+        token: str | None = None
+        while True:
+            with translating("ListBuckets"):
+                if token is None:
+                    resp = await client.list_buckets()
+                else:
+                    resp = await client.list_buckets(ContinuationToken=token)
+            for item in resp.get("Buckets", []):
+                created = item.get("CreationDate")
+                buckets.append(
+                    BucketInfo(
+                        name=item.get("Name", ""),
+                        creation_date=None if created is None else _utc(created, "ListBuckets"),
+                    )
+                )
+            token = resp.get("ContinuationToken") or None
+            if token is None:
+                return buckets
+
+    async def get_bucket_acl(self, bucket: str) -> dict[str, Any]:
+        """The bucket ACL as plain dicts: ``{"Owner": {...}, "Grants": [...]}``."""
+        client = await self._s3()
+        with translating("GetBucketAcl", bucket, None):
+            resp = await client.get_bucket_acl(Bucket=bucket)
+        return {
+            "Owner": dict(resp.get("Owner", {})),
+            "Grants": [
+                {k: dict(v) if isinstance(v, Mapping) else v for k, v in grant.items()}
+                for grant in resp.get("Grants", [])
+            ],
+        }
+
+    async def put_bucket_acl(self, bucket: str, **kwargs: Any) -> None:
+        """PutBucketAcl with boto3's keyword arguments (``ACL=``, ``AccessControlPolicy=``...)."""
+        client = await self._s3()
+        with translating("PutBucketAcl", bucket, None):
+            await client.put_bucket_acl(Bucket=bucket, **kwargs)
+
+    async def presign(
+        self, operation: str, params: Mapping[str, Any], *, expires_in: int = 3600
+    ) -> str:
+        """A presigned URL for the client method ``operation`` (e.g. ``get_object``)."""
+        client = await self._s3()
+        bucket = params.get("Bucket")
+        key = params.get("Key")
+        with translating(
+            f"presign {operation}",
+            None if bucket is None else str(bucket),
+            None if key is None else str(key),
+        ):
+            return await client.generate_presigned_url(
+                operation, Params=dict(params), ExpiresIn=expires_in
+            )
+
+
+if TYPE_CHECKING:
+    # Static proof that the adapter implements the ports (checked by mypy, free at runtime).
+    _storage_port: type[StoragePort] = S3Storage
+    _body_port: type[ObjectBody] = S3ObjectBody
