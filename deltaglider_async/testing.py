@@ -338,13 +338,15 @@ def weed_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def _stop_weed(process: subprocess.Popen[bytes], ports: Iterable[int]) -> None:
+def _stop_weed(
+    process: subprocess.Popen[bytes], ports: Iterable[int], *, timeout: float = _STOP_TIMEOUT
+) -> None:
     """Stop ``weed`` and remove the unix sockets it leaves in /tmp for our ports.
 
     SeaweedFS names them ``/tmp/seaweedfs-<component>-<port>.sock`` (not under TMPDIR)
     and does not remove them at exit; the ports were allocated to this server alone.
     """
-    _stop_process(process)
+    _stop_process(process, timeout)
     for port in ports:
         for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
             if sock.is_socket():
@@ -502,7 +504,9 @@ class SeaweedServer(_ServerBase):
         """SIGTERM the server (SIGKILL after a bound) and remove a temporary data dir."""
         process, self._process, self._s3 = self._process, None, None
         if process is not None:
-            _stop_weed(process, self._ports)
+            # A throw-away data dir needs no orderly flush: do not wait long for it.
+            timeout = _STOP_TIMEOUT if self._data_dir is not None else 3.0
+            _stop_weed(process, self._ports, timeout=timeout)
         self._ports = []
         self._remove_owned_dir()
 

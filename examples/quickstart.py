@@ -108,10 +108,15 @@ async def run(count: int) -> int:
                 summary = await client.upload(path, f"s3://{BUCKET}/{PREFIX}/")
                 total_original += summary.original_size
                 total_stored += summary.stored_size
+                kind = _kind(summary)
+                note = (
+                    "the full copy later versions are deltas of"
+                    if kind == "reference"
+                    else f"saved {summary.savings_percent:5.1f}%"
+                )
                 print(
                     f"  {path.name:<22} {summary.original_size / 1e6:6.2f} MB -> "
-                    f"{summary.stored_size / 1e6:8.4f} MB stored as {_kind(summary):<9} "
-                    f"(saved {summary.savings_percent:5.1f}%)"
+                    f"{summary.stored_size / 1e6:8.4f} MB stored as {kind:<9} ({note})"
                 )
             saved = total_original - total_stored
             print(
