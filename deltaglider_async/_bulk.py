@@ -1,0 +1,504 @@
+"""Bulk operations: a bounded worker pool with per-item outcomes, and upload/download many.
+
+One call runs in one anyio task group of ``n`` worker tasks (``n`` = the concurrency bound,
+at most the number of items), which pull items from one queue; there is never one task per
+item. Each item ends as an :class:`ItemResult`: its value, or the error it met. One item's
+failure never hides another's result, while cancelling the call cancels every item
+(children killed, multipart uploads aborted, temp files removed by the service) and
+propagates.
+
+Items that share a *group* (a deltaspace) are started in a particular way: the first item
+to reach a group runs alone while later items of that group are set aside (without holding
+a worker), and they run once it is done. For uploads this is the item that creates the
+space's reference, so the others then encode against it instead of racing to create it or
+each downloading it; for downloads the first item leaves the space's reference in the local
+cache for the others. Items of other groups are never held up: a set-aside item frees its
+worker for the next item at once. If the first item fails, the next one of its group takes
+its place.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import stat
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath, PurePosixPath
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
+import anyio
+
+from ._errors import (
+    AccessDeniedError,
+    DeltaGliderError,
+    InvalidArgumentError,
+    InvalidURLError,
+    NotFoundError,
+    StorageError,
+    unwrap_group,
+)
+from ._models import DELTA_SUFFIX, GetSummary, ObjectKey, S3Url, UploadSummary
+from .adapters.logging import LOGGER_NAME
+from .core.planner import check_user_key, validate_ratio
+
+if TYPE_CHECKING:
+    from ._client import AsyncDeltaGliderClient
+
+__all__ = [
+    "DownloadItem",
+    "ItemResult",
+    "Progress",
+    "ProgressCallback",
+    "UploadItem",
+    "download_many",
+    "upload_many",
+]
+
+_log = logging.getLogger(LOGGER_NAME)
+
+T = TypeVar("T")
+
+#: A local file, or ``(local file, key relative to the destination prefix)``.
+UploadItem: TypeAlias = "str | os.PathLike[str] | tuple[str | os.PathLike[str], str | PurePath]"
+#: An ``s3://`` URL, or ``(s3://... URL, path relative to the destination directory)``.
+DownloadItem: TypeAlias = "str | tuple[str, str | os.PathLike[str]]"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult(Generic[T]):
+    """The outcome of one item of a bulk operation.
+
+    ``source`` and ``destination`` name the item (a local path or an ``s3://`` URL each);
+    exactly one of ``value`` (what the operation returned) and ``error`` is set.
+    """
+
+    source: str
+    destination: str
+    value: T | None = None
+    error: DeltaGliderError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the item succeeded."""
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Passed to a bulk operation's ``progress`` callback after each item.
+
+    ``done`` items of ``total`` are finished; ``source`` names the one just finished,
+    ``ok`` tells whether it succeeded and ``bytes`` is its size when it was transferred
+    (original, uncompressed bytes), else 0.
+    """
+
+    done: int
+    total: int
+    source: str
+    ok: bool
+    bytes: int
+
+
+#: ``progress(Progress)``; called on the event loop's thread after each item. It may be a
+#: plain function or return an awaitable (which is awaited). What it raises is logged and
+#: otherwise ignored.
+ProgressCallback: TypeAlias = Callable[[Progress], object]
+
+
+# ---------------------------------------------------------------------------------------
+# The pool
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Job(Generic[T]):
+    """One item for :func:`run_jobs`: how to name it, how to run it, its group."""
+
+    source: str
+    destination: str
+    run: Callable[[], Awaitable[T]] | None
+    group: Hashable | None = None
+    #: An error found before running (bad argument, duplicate...): the job is not run.
+    error: DeltaGliderError | None = None
+
+
+class _GroupScheduler:
+    """The queue of a pool: items in input order, the first of each group alone."""
+
+    def __init__(self, groups: Sequence[Hashable | None], order: Iterable[int]) -> None:
+        self._groups = groups
+        self._ready: deque[int] = deque(order)
+        self._parked: dict[Hashable, list[int]] = {}
+        self._open: set[Hashable] = set()
+        self._opening: set[Hashable] = set()
+        self._changed = anyio.Event()
+
+    async def next(self) -> tuple[int, bool] | None:
+        """The next item to run and whether it opens its group; None when all are taken."""
+        while True:
+            while self._ready:
+                index = self._ready.popleft()
+                group = self._groups[index]
+                if group is None or group in self._open:
+                    return index, False
+                if group in self._opening:
+                    self._parked.setdefault(group, []).append(index)
+                    continue
+                self._opening.add(group)
+                return index, True
+            if not self._opening:
+                # Items are set aside only while their group is opening: none is left.
+                return None
+            await self._changed.wait()
+
+    def finished(self, index: int, *, opener: bool, ok: bool) -> None:
+        """Record the end of an item; an opener's end releases its group's items."""
+        if not opener:
+            return
+        group = self._groups[index]
+        self._opening.discard(group)
+        if ok:
+            self._open.add(group)
+        # On failure the first released item opens the group again.
+        self._ready.extendleft(reversed(self._parked.pop(group, [])))
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+def item_error(exc: Exception) -> DeltaGliderError:
+    """The :class:`DeltaGliderError` to report for an item that raised ``exc``."""
+    if isinstance(exc, DeltaGliderError):
+        return exc
+    if isinstance(exc, ExceptionGroup):
+        leaf = unwrap_group(exc)
+        if isinstance(leaf, Exception):
+            return item_error(leaf)
+    error: DeltaGliderError
+    if isinstance(exc, FileNotFoundError):
+        error = NotFoundError(str(exc))
+    elif isinstance(exc, PermissionError):
+        error = AccessDeniedError(str(exc))
+    elif isinstance(exc, OSError):
+        error = StorageError(str(exc))
+    else:
+        _log.error("unexpected error in a bulk item", exc_info=exc)
+        error = DeltaGliderError(f"unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+async def _report(progress: ProgressCallback | None, event: Progress) -> None:
+    if progress is None:
+        return
+    try:
+        result = progress(event)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        # A broken progress display must not break the transfer.
+        _log.warning("the progress callback raised; ignored", exc_info=True)
+
+
+async def run_jobs(
+    jobs: Sequence[Job[T]],
+    *,
+    limit: int,
+    progress: ProgressCallback | None = None,
+    size_of: Callable[[T], int] = lambda _: 0,
+) -> list[ItemResult[T]]:
+    """Run ``jobs`` with at most ``limit`` in flight; one result per job, in input order.
+
+    Exceptions of a job become its result's ``error``; cancellation propagates.
+    """
+    if limit < 1:
+        raise InvalidArgumentError(f"max_concurrency must be >= 1, got {limit}")
+    total = len(jobs)
+    results: list[ItemResult[T] | None] = [None] * total
+    done = 0
+
+    async def finish(index: int, value: T | None, error: DeltaGliderError | None) -> None:
+        nonlocal done
+        job = jobs[index]
+        results[index] = ItemResult(job.source, job.destination, value, error)
+        done += 1
+        size = size_of(value) if value is not None and error is None else 0
+        await _report(progress, Progress(done, total, job.source, error is None, size))
+
+    runnable = []
+    for index, job in enumerate(jobs):
+        if job.error is not None or job.run is None:
+            await finish(index, None, job.error or InvalidArgumentError("nothing to run"))
+        else:
+            runnable.append(index)
+    scheduler = _GroupScheduler([job.group for job in jobs], runnable)
+
+    async def worker() -> None:
+        while (taken := await scheduler.next()) is not None:
+            index, opener = taken
+            run = jobs[index].run
+            assert run is not None
+            try:
+                value = await run()
+            except Exception as exc:
+                scheduler.finished(index, opener=opener, ok=False)
+                await finish(index, None, item_error(exc))
+            else:
+                scheduler.finished(index, opener=opener, ok=True)
+                await finish(index, value, None)
+
+    if runnable:
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(limit, len(runnable))):
+                tg.start_soon(worker)
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def concurrency_limit(client: AsyncDeltaGliderClient, max_concurrency: int | None) -> int:
+    """``max_concurrency`` checked, or the client's configured bound."""
+    if max_concurrency is None:
+        return client.config.concurrency
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+        raise InvalidArgumentError(f"max_concurrency must be an int, got {max_concurrency!r}")
+    if max_concurrency < 1:
+        raise InvalidArgumentError(f"max_concurrency must be >= 1, got {max_concurrency}")
+    return max_concurrency
+
+
+def _flag_duplicates(jobs: Sequence[Job[Any]], what: str) -> None:
+    """Report every job after the first that writes the same destination as an error."""
+    first: dict[str, int] = {}
+    for index, job in enumerate(jobs):
+        if job.error is not None:
+            continue
+        seen = first.setdefault(job.destination, index)
+        if seen != index:
+            job.error = InvalidArgumentError(
+                f"{what} {job.destination} is also the destination of item {seen} "
+                f"({jobs[seen].source}); only that one is transferred"
+            )
+            job.run = None
+
+
+async def check_local_file(path: Path) -> None:
+    """Raise the library's error unless ``path`` is a readable regular file."""
+    try:
+        info = await anyio.Path(path).stat()
+    except FileNotFoundError:
+        raise NotFoundError(f"local file {str(path)!r} does not exist") from None
+    except PermissionError as exc:
+        raise AccessDeniedError(f"cannot read local file {str(path)!r}: {exc}") from None
+    except OSError as exc:
+        raise StorageError(f"cannot read local file {str(path)!r}: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidArgumentError(f"{str(path)!r} is not a regular file")
+
+
+# ---------------------------------------------------------------------------------------
+# upload_many
+# ---------------------------------------------------------------------------------------
+
+
+def _upload_entry(entry: Any) -> tuple[Path, str]:
+    """(local path, key relative to the prefix) of one ``files`` entry."""
+    if isinstance(entry, tuple | list):
+        if len(entry) != 2:
+            raise InvalidArgumentError(
+                f"upload_many items are paths or (path, relative_key) pairs, got {entry!r}"
+            )
+        path, relative = entry
+        if isinstance(relative, PurePath):
+            relative = relative.as_posix()
+        if not isinstance(relative, str) or not relative:
+            raise InvalidArgumentError(
+                f"the relative key of {path!r} must be a non-empty str, got {relative!r}"
+            )
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidArgumentError(f"upload_many: not a local path: {path!r}")
+        return Path(path), relative
+    if isinstance(entry, str | os.PathLike):
+        path = Path(entry)
+        return path, path.name
+    raise InvalidArgumentError(
+        f"upload_many items are paths or (path, relative_key) pairs, got {type(entry).__name__}"
+    )
+
+
+async def upload_many(
+    client: AsyncDeltaGliderClient,
+    files: Iterable[UploadItem],
+    s3_url: str,
+    *,
+    max_concurrency: int | None = None,
+    max_ratio: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[ItemResult[UploadSummary]]:
+    """Upload many local files under the prefix ``s3_url``, concurrently and bounded.
+
+    ``files`` holds local paths, each stored as ``<prefix>/<file name>``, or
+    ``(path, relative_key)`` pairs, stored as ``<prefix>/<relative_key>`` (so a recursive
+    upload keeps its tree; ``relative_key`` uses ``/`` and is never normalised). As in
+    :meth:`upload`, ``s3_url`` is always a prefix: ``s3://b/dir`` and ``s3://b/dir/`` both
+    store under ``dir/``. Each file is delta-compressed against its own deltaspace's
+    reference when eligible; files of one deltaspace that has no reference yet wait for
+    the first of them to create it (and only for that), then compress against it.
+
+    At most ``max_concurrency`` files (default: the client's ``max_concurrency``,
+    ``DG_MAX_CONCURRENCY``) are in flight, and at most the configured number of xdelta3
+    processes run. ``max_ratio`` applies to every file (default: the client's).
+    ``progress`` is called after each file with a :class:`Progress`.
+
+    Returns one :class:`ItemResult` per file, in input order: ``value`` is the file's
+    :class:`UploadSummary`, or ``error`` says why it failed (a missing local file, a
+    reserved key, a storage error after retries, a second item with the same
+    destination...); the other files are uploaded regardless. A failed file leaves
+    nothing partial in the bucket.
+
+    Raises (before uploading anything) :class:`InvalidURLError`,
+    :class:`InvalidRatioError`, :class:`InvalidArgumentError` for malformed items or
+    ``max_concurrency``, and :class:`BucketNotFoundError`. Cancellation stops every
+    upload (xdelta3 children killed, multipart uploads aborted, temp files removed) and
+    propagates; files already uploaded stay.
+    """
+    url = S3Url.parse(s3_url)
+    ratio = None if max_ratio is None else validate_ratio(max_ratio)
+    limit = concurrency_limit(client, max_concurrency)
+    entries = [_upload_entry(entry) for entry in files]
+    prefix = url.key[:-1] if url.key.endswith("/") else url.key
+    service = client.service
+    jobs: list[Job[UploadSummary]] = []
+    for path, relative in entries:
+        key = ObjectKey(url.bucket, f"{prefix}/{relative}" if prefix else relative)
+        job: Job[UploadSummary] = Job(
+            source=str(path), destination=key.url, run=None, group=(key.bucket, key.space.prefix)
+        )
+        try:
+            check_user_key(key.key)
+        except DeltaGliderError as exc:
+            job.error = exc
+        else:
+            job.run = _uploader(client, path, key, ratio)
+        jobs.append(job)
+    _flag_duplicates(jobs, "key")
+    if jobs:
+        try:
+            await service.storage.head_bucket(url.bucket)
+        except AccessDeniedError:
+            pass  # prefix-scoped credentials may not HEAD the bucket; the PUTs will tell
+    return await run_jobs(jobs, limit=limit, progress=progress, size_of=_upload_size)
+
+
+def _uploader(
+    client: AsyncDeltaGliderClient, path: Path, key: ObjectKey, ratio: float | None
+) -> Callable[[], Awaitable[UploadSummary]]:
+    async def run() -> UploadSummary:
+        await check_local_file(path)
+        summary = await client.service.put(path, key.space, ratio, name=key.name)
+        return UploadSummary.from_put(summary)
+
+    return run
+
+
+def _upload_size(summary: UploadSummary) -> int:
+    return summary.original_size
+
+
+# ---------------------------------------------------------------------------------------
+# download_many
+# ---------------------------------------------------------------------------------------
+
+
+def _download_entry(entry: Any, dest_dir: Path) -> tuple[str, ObjectKey | None, Path | None, str]:
+    """(source text, object, local path, problem) of one ``items`` entry."""
+    relative: Any = None
+    if isinstance(entry, tuple | list):
+        if len(entry) != 2:
+            raise InvalidArgumentError(
+                f"download_many items are URLs or (url, relative_path) pairs, got {entry!r}"
+            )
+        entry, relative = entry
+    if not isinstance(entry, str):
+        raise InvalidArgumentError(f"download_many: not an s3:// URL: {entry!r}")
+    try:
+        url = S3Url.parse(entry)
+    except InvalidURLError as exc:
+        return entry, None, None, str(exc)
+    if url.is_prefix:
+        return entry, None, None, f"S3 URL must name an object, not a prefix: {entry!r}"
+    key = ObjectKey(url.bucket, url.key)
+    if relative is None:
+        return entry, key, dest_dir / key.name.removesuffix(DELTA_SUFFIX), ""
+    if not isinstance(relative, str | os.PathLike) or not os.fspath(relative):
+        raise InvalidArgumentError(f"the relative path of {entry!r} must be a non-empty path")
+    rel = PurePosixPath(Path(relative).as_posix())
+    if rel.is_absolute() or ".." in rel.parts:
+        return entry, key, None, f"relative path {str(relative)!r} leaves the destination"
+    return entry, key, dest_dir.joinpath(*rel.parts), ""
+
+
+async def download_many(
+    client: AsyncDeltaGliderClient,
+    items: Iterable[DownloadItem],
+    dest_dir: str | os.PathLike[str],
+    *,
+    max_concurrency: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[ItemResult[GetSummary]]:
+    """Download many objects into the local directory ``dest_dir``, concurrently and bounded.
+
+    ``items`` holds ``s3://bucket/key`` URLs (logical or ``.delta`` names), each written
+    to ``dest_dir/<logical file name>``, or ``(url, relative_path)`` pairs written to
+    ``dest_dir/<relative_path>`` (parent directories are created; a path that is
+    absolute or climbs out with ``..`` is an item error). ``dest_dir`` is created when
+    missing.
+
+    Every file is reconstructed and verified against its recorded SHA-256 before it is
+    renamed into place, so a failed item never leaves a partial or wrong file. Objects of
+    one deltaspace start after the first of them, which leaves the space's reference in
+    the local cache for the others (one GET of each reference). At most
+    ``max_concurrency`` downloads (default: the client's) are in flight; ``progress`` is
+    called after each item.
+
+    Returns one :class:`ItemResult` per item, in input order, with the file's
+    :class:`GetSummary` or the error (missing object, integrity error, bad URL, a second
+    item with the same local path...). Raises :class:`InvalidArgumentError` for malformed
+    items or ``max_concurrency`` and when ``dest_dir`` cannot be a directory.
+    Cancellation stops every download, leaves no temp file and propagates.
+    """
+    limit = concurrency_limit(client, max_concurrency)
+    root = Path(dest_dir)
+    entries = [_download_entry(entry, root) for entry in items]
+    try:
+        await anyio.Path(root).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InvalidArgumentError(f"{str(root)!r} exists and is not a directory") from None
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot create directory {str(root)!r}: {exc}") from exc
+    jobs: list[Job[GetSummary]] = []
+    for source, key, out, problem in entries:
+        job: Job[GetSummary] = Job(source=source, destination=str(out or ""), run=None)
+        if key is None or out is None:
+            job.error = InvalidURLError(problem) if key is None else InvalidArgumentError(problem)
+        else:
+            job.group = (key.bucket, key.space.prefix)
+            job.run = _downloader(client, key, out)
+        jobs.append(job)
+    _flag_duplicates(jobs, "local file")
+    return await run_jobs(jobs, limit=limit, progress=progress, size_of=_download_size)
+
+
+def _downloader(
+    client: AsyncDeltaGliderClient, key: ObjectKey, out: Path
+) -> Callable[[], Awaitable[GetSummary]]:
+    async def run() -> GetSummary:
+        await anyio.Path(out.parent).mkdir(parents=True, exist_ok=True)
+        return await client.service.get(key, out)
+
+    return run
+
+
+def _download_size(summary: GetSummary) -> int:
+    return summary.size
