@@ -1,0 +1,298 @@
+"""The bulk engine as the CLI uses it: the one place that knows where bulk operations live.
+
+Uploads, downloads, migration and bucket statistics come from the async core's bulk
+engine. The rest (copies between S3 locations, uploads with delta compression disabled,
+verification of many objects) run on :func:`run_each`, a small bounded pool with the same
+per-item results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from deltaglider_async import (
+    AccessDeniedError,
+    AsyncDeltaGliderClient,
+    BucketStats,
+    DeltaGliderError,
+    GetSummary,
+    NotFoundError,
+    ObjectKey,
+    StorageError,
+    UploadSummary,
+    VerifyResult,
+)
+from deltaglider_async._bulk import ItemResult as ItemResult
+from deltaglider_async._bulk import Progress as Progress
+from deltaglider_async._bulk import ProgressCallback as ProgressCallback
+from deltaglider_async._bulk import download_many as _download_many
+from deltaglider_async._bulk import upload_many as _upload_many
+from deltaglider_async._migrate import MigrationReport as MigrationReport
+from deltaglider_async._migrate import migrate as _migrate
+from deltaglider_async._stats import get_bucket_stats as _get_bucket_stats
+from deltaglider_async.core.planner import check_user_key as check_user_key
+
+__all__ = [
+    "ItemResult",
+    "MigrationReport",
+    "Progress",
+    "ProgressCallback",
+    "StatsMode",
+    "check_user_key",
+    "copy_many",
+    "download_many",
+    "get_bucket_stats",
+    "migrate",
+    "run_each",
+    "upload_many",
+    "upload_stream",
+    "verify_many",
+]
+
+T = TypeVar("T")
+
+_CHUNK = 1024 * 1024
+
+#: One item of :func:`run_each`: (source, destination, coroutine function running it).
+Task = tuple[str, str, Callable[[], Awaitable[T]]]
+
+
+async def upload_many(
+    client: AsyncDeltaGliderClient,
+    files: Sequence[tuple[Path, str]],
+    bucket: str,
+    *,
+    max_ratio: float | None,
+    allow_delta: bool,
+    progress: ProgressCallback | None,
+) -> list[ItemResult[UploadSummary]]:
+    """Upload ``(local file, key)`` pairs into ``bucket``; one result per file, in order."""
+    if allow_delta:
+        return await _upload_many(
+            client, list(files), f"s3://{bucket}", max_ratio=max_ratio, progress=progress
+        )
+
+    def task(path: Path, key: str) -> Task[UploadSummary]:
+        target = ObjectKey(bucket, key)
+
+        async def run() -> UploadSummary:
+            check_user_key(key)
+            if not await anyio.Path(path).is_file():
+                raise NotFoundError(f"local file {str(path)!r} does not exist")
+            summary = await client.service.put(
+                path, target.space, max_ratio, name=target.name, allow_delta=False
+            )
+            return UploadSummary.from_put(summary)
+
+        return str(path), target.url, run
+
+    await client.head_bucket(Bucket=bucket)
+    return await run_each(
+        [task(p, k) for p, k in files],
+        limit=client.config.concurrency,
+        progress=progress,
+        size_of=lambda s: s.original_size,
+    )
+
+
+async def download_many(
+    client: AsyncDeltaGliderClient,
+    items: Sequence[tuple[str, str]],
+    dest_dir: Path,
+    *,
+    progress: ProgressCallback | None,
+) -> list[ItemResult[GetSummary]]:
+    """Download ``(s3 URL, path relative to dest_dir)`` pairs; one result per item."""
+    return await _download_many(client, list(items), dest_dir, progress=progress)
+
+
+async def migrate(
+    client: AsyncDeltaGliderClient,
+    source_url: str,
+    dest_url: str,
+    *,
+    include: Iterable[str],
+    exclude: Iterable[str],
+    dry_run: bool,
+    shard: tuple[int, int] | None,
+    max_ratio: float | None,
+    progress: ProgressCallback | None,
+) -> MigrationReport:
+    """Copy every object under ``source_url`` to ``dest_url``, delta-compressed, resumably."""
+    return await _migrate(
+        client,
+        source_url,
+        dest_url,
+        include=include,
+        exclude=exclude,
+        dry_run=dry_run,
+        shard=shard,
+        max_ratio=max_ratio,
+        progress=progress,
+    )
+
+
+StatsMode = Literal["quick", "sampled", "detailed"]
+
+
+async def get_bucket_stats(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    mode: StatsMode,
+    *,
+    use_cache: bool,
+    refresh: bool,
+) -> BucketStats:
+    """Statistics of ``bucket`` in ``mode`` (quick, sampled or detailed)."""
+    return await _get_bucket_stats(client, bucket, mode, use_cache=use_cache, refresh_cache=refresh)
+
+
+async def copy_object(
+    client: AsyncDeltaGliderClient,
+    source: ObjectKey,
+    target: ObjectKey,
+    *,
+    max_ratio: float | None,
+    allow_delta: bool,
+) -> UploadSummary:
+    """Reconstruct and verify ``source``, then store it at ``target`` (metadata kept)."""
+    check_user_key(target.key)
+    head = await client.head_object(Bucket=source.bucket, Key=source.key)
+    async with client.service.materialize(source) as (path, _):
+        summary = await client.service.put(
+            path,
+            target.space,
+            max_ratio,
+            name=target.name,
+            metadata=head["Metadata"],
+            content_type=head["ContentType"],
+            allow_delta=allow_delta,
+        )
+    return UploadSummary.from_put(summary)
+
+
+async def copy_many(
+    client: AsyncDeltaGliderClient,
+    pairs: Sequence[tuple[ObjectKey, ObjectKey]],
+    *,
+    max_ratio: float | None,
+    allow_delta: bool,
+    progress: ProgressCallback | None,
+) -> list[ItemResult[UploadSummary]]:
+    """Copy ``(source, target)`` object pairs; one result per pair, in order."""
+
+    def task(source: ObjectKey, target: ObjectKey) -> Task[UploadSummary]:
+        async def run() -> UploadSummary:
+            return await copy_object(
+                client, source, target, max_ratio=max_ratio, allow_delta=allow_delta
+            )
+
+        return source.url, target.url, run
+
+    return await run_each(
+        [task(s, t) for s, t in pairs],
+        limit=client.config.concurrency,
+        progress=progress,
+        size_of=lambda s: s.original_size,
+    )
+
+
+async def verify_many(
+    client: AsyncDeltaGliderClient,
+    keys: Sequence[ObjectKey],
+    *,
+    progress: ProgressCallback | None,
+) -> list[ItemResult[VerifyResult]]:
+    """Reconstruct and check the SHA-256 of every object of ``keys``."""
+
+    def task(key: ObjectKey) -> Task[VerifyResult]:
+        async def run() -> VerifyResult:
+            return await client.service.verify(key)
+
+        return key.url, "", run
+
+    return await run_each(
+        [task(k) for k in keys], limit=client.config.concurrency, progress=progress
+    )
+
+
+async def upload_stream(
+    client: AsyncDeltaGliderClient,
+    read: Callable[[int], bytes],
+    target: ObjectKey,
+    *,
+    max_ratio: float | None,
+    allow_delta: bool,
+) -> UploadSummary:
+    """Store what the blocking ``read`` returns (stdin) at ``target``."""
+    check_user_key(target.key)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await anyio.to_thread.run_sync(read, _CHUNK):
+            yield chunk
+
+    await client.head_bucket(Bucket=target.bucket)
+    summary = await client.service.put_stream(
+        chunks(), target.space, target.name, max_ratio, allow_delta=allow_delta
+    )
+    return UploadSummary.from_put(summary)
+
+
+def item_error(exc: DeltaGliderError | OSError) -> DeltaGliderError:
+    """The library error an item reports for ``exc`` (a local ``OSError`` translated)."""
+    if isinstance(exc, DeltaGliderError):
+        return exc
+    error: DeltaGliderError
+    if isinstance(exc, FileNotFoundError):
+        error = NotFoundError(str(exc))
+    elif isinstance(exc, PermissionError):
+        error = AccessDeniedError(str(exc))
+    else:
+        error = StorageError(str(exc))
+    error.__cause__ = exc
+    return error
+
+
+async def run_each(
+    tasks: Sequence[Task[T]],
+    *,
+    limit: int,
+    progress: ProgressCallback | None = None,
+    size_of: Callable[[T], int] = lambda _: 0,
+) -> list[ItemResult[T]]:
+    """Run ``tasks`` with at most ``limit`` in flight; one result per task, in order.
+
+    A task's ``DeltaGliderError`` or ``OSError`` becomes its result's ``error``; anything
+    else (a bug) and cancellation propagate.
+    """
+    total = len(tasks)
+    results: list[ItemResult[T] | None] = [None] * total
+    pending = iter(range(total))
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        for index in pending:
+            source, destination, run = tasks[index]
+            try:
+                value = await run()
+            except (DeltaGliderError, OSError) as exc:
+                result: ItemResult[T] = ItemResult(source, destination, None, item_error(exc))
+            else:
+                result = ItemResult(source, destination, value)
+            results[index] = result
+            done += 1
+            if progress is not None:
+                size = size_of(result.value) if result.value is not None else 0
+                progress(Progress(done, total, source, result.ok, size))
+
+    if total:
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, min(limit, total))):
+                tg.start_soon(worker)
+    return [r for r in results if r is not None]

@@ -1,0 +1,122 @@
+"""``deltaglider sync``: both directions, content comparison, ``--delete``, filters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .conftest import Cli, raw_keys
+
+
+def test_upload_sync_transfers_only_new_and_changed_files(
+    dg: Cli, moto_bucket: str, moto_admin: Any, dist: Path
+) -> None:
+    url = f"s3://{moto_bucket}/rel"
+    first = dg("sync", "dist", url)
+    again = dg("sync", "dist", url)
+    # Same size, different bytes: only a content hash tells.
+    (dist / "notes.txt").write_text("release NOTES\n")
+    (dist / "new.txt").write_text("new")
+    changed = dg("sync", "dist", url)
+
+    assert first.exit_code == again.exit_code == changed.exit_code == 0
+    assert len(first.stdout.splitlines()) == 6  # 5 uploads and the summary
+    assert again.stdout == ""
+    assert changed.stdout.splitlines() == [
+        f"upload: dist/new.txt to {url}/new.txt (direct, 3 Bytes)",
+        f"upload: dist/notes.txt to {url}/notes.txt (direct, 14 Bytes)",
+        "Stored 2 files: 17 Bytes as 17 Bytes (saved 0 Bytes, 0.0%)",
+    ]
+    body = moto_admin.get_object(Bucket=moto_bucket, Key="rel/notes.txt")["Body"].read()
+    assert body == b"release NOTES\n"
+
+
+def test_size_only_ignores_same_size_changes(dg: Cli, moto_bucket: str, dist: Path) -> None:
+    url = f"s3://{moto_bucket}/rel/"
+    dg("sync", "dist", url)
+    (dist / "notes.txt").write_text("release NOTES\n")
+
+    result = dg("sync", "--size-only", "dist", url)
+
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
+def test_delete_removes_what_the_source_lacks_and_dryrun_changes_nothing(
+    dg: Cli, moto_bucket: str, moto_admin: Any, dist: Path
+) -> None:
+    url = f"s3://{moto_bucket}/rel/"
+    dg("sync", "dist", url)
+    (dist / "app-1.0.0.zip").unlink()
+    before = raw_keys(moto_admin, moto_bucket)
+
+    dry = dg("sync", "--delete", "--dryrun", "dist", url)
+    assert dry.stdout == f"(dryrun) delete: s3://{moto_bucket}/rel/app-1.0.0.zip\n"
+    assert raw_keys(moto_admin, moto_bucket) == before
+
+    result = dg("sync", "--delete", "dist", url)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"delete: s3://{moto_bucket}/rel/app-1.0.0.zip\n"
+    keys = raw_keys(moto_admin, moto_bucket)
+    assert "rel/app-1.0.0.zip.delta" not in keys
+    # The reference stays: the other deltas of the directory still need it.
+    assert "rel/reference.bin" in keys
+
+
+def test_download_sync_with_delete_and_excludes(
+    dg: Cli, moto_bucket: str, tmp_path: Path, dist: Path
+) -> None:
+    url = f"s3://{moto_bucket}/rel/"
+    dg("sync", "dist", url)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "stale.txt").write_text("stale")
+    (mirror / "app-1.0.0.zip").write_bytes((dist / "app-1.0.0.zip").read_bytes())
+
+    result = dg("sync", url, "mirror", "--delete", "--exclude", "sub/*")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"download: s3://{moto_bucket}/rel/app-1.0.1.zip to mirror/app-1.0.1.zip",
+        f"download: s3://{moto_bucket}/rel/app-1.0.2.zip to mirror/app-1.0.2.zip",
+        f"download: s3://{moto_bucket}/rel/notes.txt to mirror/notes.txt",
+        "delete: mirror/stale.txt",
+        "Downloaded 3 files: " + result.stdout.splitlines()[-1].split(": ")[-1],
+    ]
+    assert sorted(p.name for p in mirror.iterdir()) == [
+        "app-1.0.0.zip",
+        "app-1.0.1.zip",
+        "app-1.0.2.zip",
+        "notes.txt",
+    ]
+    assert (mirror / "app-1.0.2.zip").read_bytes() == (dist / "app-1.0.2.zip").read_bytes()
+    assert dg("sync", url, "mirror", "--exclude", "sub/*").stdout == ""
+
+
+def test_changed_remote_plain_object_is_downloaded_again(
+    dg: Cli, moto_bucket: str, moto_admin: Any, tmp_path: Path
+) -> None:
+    moto_admin.put_object(Bucket=moto_bucket, Key="plain/a.txt", Body=b"one")
+    url = f"s3://{moto_bucket}/plain/"
+    dg("sync", url, "local")
+    moto_admin.put_object(Bucket=moto_bucket, Key="plain/a.txt", Body=b"two")
+
+    result = dg("sync", url, "local", "--json")
+
+    document = json.loads(result.stdout)
+    assert [r["action"] for r in document["results"]] == ["download"]
+    assert (tmp_path / "local" / "a.txt").read_bytes() == b"two"
+
+
+def test_s3_to_s3_sync(dg: Cli, moto_bucket: str, moto_admin: Any, dist: Path) -> None:
+    dg("sync", "dist", f"s3://{moto_bucket}/a/")
+
+    first = dg("sync", f"s3://{moto_bucket}/a/", f"s3://{moto_bucket}/b/")
+    again = dg("sync", f"s3://{moto_bucket}/a/", f"s3://{moto_bucket}/b/")
+
+    assert first.exit_code == 0, first.stderr
+    assert sum(line.startswith("copy: ") for line in first.stdout.splitlines()) == 5
+    assert again.stdout == ""
+    assert "b/sub/app-1.0.3.zip.delta" in raw_keys(moto_admin, moto_bucket)
