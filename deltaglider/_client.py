@@ -297,6 +297,13 @@ class DeltaGliderClient:
     verify = _blocking(lambda c: c.verify)
     clear_cache = _blocking(lambda c: c.clear_cache)
 
+    # Bulk operations run on the client's loop thread; a ``progress`` callback is called
+    # there too, so it must be quick and thread-safe.
+    upload_many = _blocking(lambda c: c.upload_many)
+    download_many = _blocking(lambda c: c.download_many)
+    migrate = _blocking(lambda c: c.migrate)
+    get_bucket_stats = _blocking(lambda c: c.get_bucket_stats)
+
 
 def create_client(
     endpoint_url: str | None = None, log_level: str | None = None, **kwargs: Any

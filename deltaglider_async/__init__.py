@@ -13,6 +13,9 @@ deltas, and read back the exact original bytes, verified by SHA-256::
 """
 
 from ._body import AsyncStreamingBody as AsyncStreamingBody
+from ._bulk import ItemResult as ItemResult
+from ._bulk import Progress as Progress
+from ._bulk import ProgressCallback as ProgressCallback
 from ._client import AsyncDeltaGliderClient as AsyncDeltaGliderClient
 from ._client import ClientState as ClientState
 from ._config import DeltaGliderConfig as DeltaGliderConfig
@@ -35,6 +38,7 @@ from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import ReservedKeyError as ReservedKeyError
 from ._errors import StorageError as StorageError
 from ._factory import create_async_client as create_async_client
+from ._migrate import MigrationReport as MigrationReport
 from ._models import BucketStats as BucketStats
 from ._models import DeltaSpace as DeltaSpace
 from ._models import GetSummary as GetSummary
@@ -45,6 +49,7 @@ from ._models import StoredAs as StoredAs
 from ._models import UploadSummary as UploadSummary
 from ._models import VerifyResult as VerifyResult
 from ._version import __version__ as __version__
+from .core.planner import check_user_key as check_user_key
 from .core.service import AsyncDeltaService as AsyncDeltaService
 
 __all__ = [
@@ -69,10 +74,14 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidRatioError",
     "InvalidURLError",
+    "ItemResult",
+    "MigrationReport",
     "NotFoundError",
     "ObjectKey",
     "ObjectNotFoundError",
     "PreconditionFailedError",
+    "Progress",
+    "ProgressCallback",
     "PutSummary",
     "ReservedKeyError",
     "S3Url",
@@ -81,5 +90,6 @@ __all__ = [
     "UploadSummary",
     "VerifyResult",
     "__version__",
+    "check_user_key",
     "create_async_client",
 ]

@@ -334,6 +334,7 @@ async def upload_many(
     *,
     max_concurrency: int | None = None,
     max_ratio: float | None = None,
+    allow_delta: bool = True,
     progress: ProgressCallback | None = None,
 ) -> list[ItemResult[UploadSummary]]:
     """Upload many local files under the prefix ``s3_url``, concurrently and bounded.
@@ -348,7 +349,8 @@ async def upload_many(
 
     At most ``max_concurrency`` files (default: the client's ``max_concurrency``,
     ``DG_MAX_CONCURRENCY``) are in flight, and at most the configured number of xdelta3
-    processes run. ``max_ratio`` applies to every file (default: the client's).
+    processes run. ``max_ratio`` applies to every file (default: the client's);
+    ``allow_delta=False`` stores every file direct.
     ``progress`` is called after each file with a :class:`Progress`.
 
     Returns one :class:`ItemResult` per file, in input order: ``value`` is the file's
@@ -380,7 +382,7 @@ async def upload_many(
         except DeltaGliderError as exc:
             job.error = exc
         else:
-            job.run = _uploader(client, path, key, ratio)
+            job.run = _uploader(client, path, key, ratio, allow_delta)
         jobs.append(job)
     _flag_duplicates(jobs, "key")
     if jobs:
@@ -392,11 +394,17 @@ async def upload_many(
 
 
 def _uploader(
-    client: AsyncDeltaGliderClient, path: Path, key: ObjectKey, ratio: float | None
+    client: AsyncDeltaGliderClient,
+    path: Path,
+    key: ObjectKey,
+    ratio: float | None,
+    allow_delta: bool,
 ) -> Callable[[], Awaitable[UploadSummary]]:
     async def run() -> UploadSummary:
         await check_local_file(path)
-        summary = await client.service.put(path, key.space, ratio, name=key.name)
+        summary = await client.service.put(
+            path, key.space, ratio, name=key.name, allow_delta=allow_delta
+        )
         return UploadSummary.from_put(summary)
 
     return run

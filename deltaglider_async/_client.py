@@ -26,7 +26,15 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar, cast
@@ -34,8 +42,10 @@ from typing import Any, Final, ParamSpec, Self, TypeVar, cast
 import anyio
 import anyio.to_thread
 
+from . import _bulk, _migrate, _stats
 from . import _responses as shape
 from ._body import AsyncStreamingBody
+from ._bulk import DownloadItem, ItemResult, ProgressCallback, UploadItem
 from ._config import DeltaGliderConfig
 from ._errors import (
     AccessDeniedError,
@@ -52,15 +62,19 @@ from ._errors import (
     single_errors,
 )
 from ._factory import ServiceBundle, build_service
+from ._migrate import MigrationReport
 from ._models import (
     DELTA_SUFFIX,
     INTERNAL_PREFIX,
     REFERENCE_NAME,
+    BucketStats,
     DeltaSpace,
+    GetSummary,
     ObjectKey,
     S3Url,
     UploadSummary,
 )
+from ._stats import StatsMode
 from .adapters.logging import LOGGER_NAME
 from .core import metadata as meta_codec
 from .core.planner import check_user_key, validate_ratio
@@ -803,6 +817,119 @@ class AsyncDeltaGliderClient:
     async def clear_cache(self) -> None:
         """Empty the local reference cache (the next read fetches references again)."""
         await self._bundle.cache.clear()
+
+    # ------------------------------------------------------------------ bulk operations
+
+    @_api
+    async def upload_many(
+        self,
+        files: Iterable[UploadItem],
+        s3_url: str,
+        *,
+        max_concurrency: int | None = None,
+        max_ratio: float | None = None,
+        allow_delta: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> list[ItemResult[UploadSummary]]:
+        """Upload many local files under the prefix ``s3_url`` on a bounded worker pool.
+
+        ``files`` holds local paths (stored as ``<prefix>/<file name>``) or
+        ``(path, relative_key)`` pairs (stored as ``<prefix>/<relative_key>``). Files of one
+        deltaspace compress against the same reference: the first creates it, the others
+        wait only for that. At most ``max_concurrency`` files are in flight (default: the
+        client's ``max_concurrency``); ``allow_delta=False`` stores every file direct.
+        ``progress`` is called after each file with a :class:`Progress`.
+
+        Returns one :class:`ItemResult` per file, in input order (a failed file carries
+        its error and leaves nothing partial; the others complete). Raises before starting
+        for a bad URL, ratio or concurrency and for a missing bucket. See
+        :func:`deltaglider_async._bulk.upload_many`.
+        """
+        return await _bulk.upload_many(
+            self,
+            files,
+            s3_url,
+            max_concurrency=max_concurrency,
+            max_ratio=max_ratio,
+            allow_delta=allow_delta,
+            progress=progress,
+        )
+
+    @_api
+    async def download_many(
+        self,
+        items: Iterable[DownloadItem],
+        dest_dir: str | os.PathLike[str],
+        *,
+        max_concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[ItemResult[GetSummary]]:
+        """Download many objects into ``dest_dir`` on a bounded worker pool.
+
+        ``items`` holds S3 URLs (written to ``dest_dir/<name>``) or ``(s3_url,
+        relative_path)`` pairs. Every file is verified and renamed into place atomically.
+        Returns one :class:`ItemResult` per item, in input order.
+        """
+        return await _bulk.download_many(
+            self, items, Path(dest_dir), max_concurrency=max_concurrency, progress=progress
+        )
+
+    @_api
+    async def migrate(
+        self,
+        source_url: str,
+        dest_url: str,
+        *,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        dry_run: bool = False,
+        shard: tuple[int, int] | None = None,
+        max_concurrency: int | None = None,
+        max_ratio: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> MigrationReport:
+        """Copy every object under ``source_url`` to ``dest_url``, delta-compressed there.
+
+        The source may be a plain bucket or a deltaglider one (objects are reconstructed
+        and verified first). Resumable: objects already at the destination with the same
+        SHA-256 are skipped. ``include``/``exclude`` are fnmatch patterns on the key
+        relative to the source prefix (exclude wins). ``shard=(k, n)`` processes only the
+        deltaspaces whose stable hash falls in shard ``k`` of ``n``, so ``n`` machines can
+        split one job. ``dry_run`` writes nothing and lists what would be copied.
+        """
+        return await _migrate.migrate(
+            self,
+            source_url,
+            dest_url,
+            include=include,
+            exclude=exclude,
+            dry_run=dry_run,
+            shard=shard,
+            max_concurrency=max_concurrency,
+            max_ratio=max_ratio,
+            progress=progress,
+        )
+
+    @_api
+    async def get_bucket_stats(
+        self,
+        bucket: str,
+        mode: StatsMode = "quick",
+        use_cache: bool = True,
+        refresh_cache: bool = False,
+    ) -> BucketStats:
+        """Storage statistics of ``bucket`` (SPEC §5).
+
+        ``quick`` lists only (a delta's original size is estimated as its reference's),
+        ``sampled`` HEADs one delta per deltaspace, ``detailed`` HEADs every delta
+        concurrently with a bound. Results are cached in ``.deltaglider/stats_{mode}.json``
+        and reused while the bucket's object count and stored size are unchanged;
+        ``use_cache=False`` neither reads nor writes the cache, ``refresh_cache=True``
+        recomputes it. A missing bucket raises :class:`BucketNotFoundError`.
+        """
+        return await _stats.get_bucket_stats(
+            self, bucket, mode, use_cache=use_cache, refresh_cache=refresh_cache
+        )
 
 
 class _DeleteBatch:

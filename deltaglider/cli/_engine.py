@@ -21,21 +21,17 @@ from deltaglider_async import (
     BucketStats,
     DeltaGliderError,
     GetSummary,
+    ItemResult,
+    MigrationReport,
     NotFoundError,
     ObjectKey,
+    Progress,
+    ProgressCallback,
     StorageError,
     UploadSummary,
     VerifyResult,
+    check_user_key,
 )
-from deltaglider_async._bulk import ItemResult as ItemResult
-from deltaglider_async._bulk import Progress as Progress
-from deltaglider_async._bulk import ProgressCallback as ProgressCallback
-from deltaglider_async._bulk import download_many as _download_many
-from deltaglider_async._bulk import upload_many as _upload_many
-from deltaglider_async._migrate import MigrationReport as MigrationReport
-from deltaglider_async._migrate import migrate as _migrate
-from deltaglider_async._stats import get_bucket_stats as _get_bucket_stats
-from deltaglider_async.core.planner import check_user_key as check_user_key
 
 __all__ = [
     "ItemResult",
@@ -72,31 +68,12 @@ async def upload_many(
     progress: ProgressCallback | None,
 ) -> list[ItemResult[UploadSummary]]:
     """Upload ``(local file, key)`` pairs into ``bucket``; one result per file, in order."""
-    if allow_delta:
-        return await _upload_many(
-            client, list(files), f"s3://{bucket}", max_ratio=max_ratio, progress=progress
-        )
-
-    def task(path: Path, key: str) -> Task[UploadSummary]:
-        target = ObjectKey(bucket, key)
-
-        async def run() -> UploadSummary:
-            check_user_key(key)
-            if not await anyio.Path(path).is_file():
-                raise NotFoundError(f"local file {str(path)!r} does not exist")
-            summary = await client.service.put(
-                path, target.space, max_ratio, name=target.name, allow_delta=False
-            )
-            return UploadSummary.from_put(summary)
-
-        return str(path), target.url, run
-
-    await client.head_bucket(Bucket=bucket)
-    return await run_each(
-        [task(p, k) for p, k in files],
-        limit=client.config.concurrency,
+    return await client.upload_many(
+        list(files),
+        f"s3://{bucket}",
+        max_ratio=max_ratio,
+        allow_delta=allow_delta,
         progress=progress,
-        size_of=lambda s: s.original_size,
     )
 
 
@@ -108,7 +85,7 @@ async def download_many(
     progress: ProgressCallback | None,
 ) -> list[ItemResult[GetSummary]]:
     """Download ``(s3 URL, path relative to dest_dir)`` pairs; one result per item."""
-    return await _download_many(client, list(items), dest_dir, progress=progress)
+    return await client.download_many(list(items), dest_dir, progress=progress)
 
 
 async def migrate(
@@ -124,8 +101,7 @@ async def migrate(
     progress: ProgressCallback | None,
 ) -> MigrationReport:
     """Copy every object under ``source_url`` to ``dest_url``, delta-compressed, resumably."""
-    return await _migrate(
-        client,
+    return await client.migrate(
         source_url,
         dest_url,
         include=include,
@@ -149,7 +125,7 @@ async def get_bucket_stats(
     refresh: bool,
 ) -> BucketStats:
     """Statistics of ``bucket`` in ``mode`` (quick, sampled or detailed)."""
-    return await _get_bucket_stats(client, bucket, mode, use_cache=use_cache, refresh_cache=refresh)
+    return await client.get_bucket_stats(bucket, mode, use_cache=use_cache, refresh_cache=refresh)
 
 
 async def copy_object(
