@@ -20,15 +20,17 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import io
 import logging
 import math
+import os
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import IO, TYPE_CHECKING, Any, Final, Self, cast
 
 import aioboto3
 import aiohttp
@@ -237,17 +239,56 @@ def _check_metadata(metadata: Mapping[str, str], bucket: str, key: str) -> dict[
     return dict(metadata)
 
 
-def _read_range(path: Path, offset: int, length: int) -> bytes:
-    """Read exactly ``length`` bytes at ``offset`` (runs in a worker thread)."""
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        data = fh.read(length)
-    if len(data) != length:
-        raise StorageError(
-            f"{path} shrank while being uploaded: wanted {length} bytes at offset {offset}, "
-            f"got {len(data)}"
-        )
-    return data
+class _FileRange(io.RawIOBase):
+    """A read-only, seekable view of ``length`` bytes of a file starting at ``offset``.
+
+    Multipart parts are sent from such views rather than from ``bytes``: botocore and
+    aiohttp then stream each part in small chunks instead of holding (and copying) whole
+    parts in memory, which keeps a 1 GiB upload's footprint independent of the part size.
+    Seeking is relative to the range, so botocore can rewind the body for a retry.
+    """
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        super().__init__()
+        self._fh = path.open("rb")
+        self._offset = offset
+        self._length = length
+        self._pos = 0
+        size = os.fstat(self._fh.fileno()).st_size
+        if size < offset + length:
+            self._fh.close()
+            raise StorageError(
+                f"{path} shrank while being uploaded: wanted {length} bytes at offset "
+                f"{offset}, the file has {size}"
+            )
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = min(max(0, base + pos), self._length)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._length - self._pos)
+        if want <= 0:
+            return 0
+        self._fh.seek(self._offset + self._pos)
+        got = self._fh.readinto(view[:want])
+        self._pos += got or 0
+        return got or 0
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
 def _covers_whole_object(range_header: str, size: int) -> bool:
@@ -792,16 +833,19 @@ class S3Storage:
 
         async def upload(number: int, offset: int, length: int) -> None:
             try:
-                data = await anyio.to_thread.run_sync(_read_range, src, offset, length)
-                with translating(f"UploadPart {number}/{count}", bucket, key):
-                    resp = await client.upload_part(
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=data,
-                        ContentLength=length,
-                    )
+                body = await anyio.to_thread.run_sync(_FileRange, src, offset, length)
+                try:
+                    with translating(f"UploadPart {number}/{count}", bucket, key):
+                        resp = await client.upload_part(
+                            Bucket=bucket,
+                            Key=key,
+                            UploadId=upload_id,
+                            PartNumber=number,
+                            Body=cast("IO[bytes]", body),
+                            ContentLength=length,
+                        )
+                finally:
+                    body.close()
                 etags[number] = resp["ETag"]
             finally:
                 slots.release()
