@@ -477,7 +477,7 @@ class AsyncDeltaGliderClient:
             heads[key] = await self._bundle.storage.head(bucket, key)
 
         deltas = [o.key for o in objects if o.key.endswith(DELTA_SUFFIX)]
-        await _bounded(deltas, head, self._config.concurrency)
+        await _bounded(deltas, head, self._config.metadata_concurrency)
         return heads
 
     @_api

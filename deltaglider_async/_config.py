@@ -15,6 +15,7 @@ DEFAULT_MAX_RATIO = 0.5
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 DEFAULT_MAX_WINDOW = 2 * 1024 * 1024 * 1024
+DEFAULT_METADATA_CONCURRENCY = 32
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
@@ -71,6 +72,15 @@ class DeltaGliderConfig:
     def concurrency(self) -> int:
         """The effective bound on in-flight operations."""
         return self.max_concurrency or default_concurrency()
+
+    @property
+    def metadata_concurrency(self) -> int:
+        """Bound on concurrent metadata-only requests (the HEADs of stats and listings).
+
+        A HEAD costs no local disk or CPU-heavy work, so its default bound is wider than
+        that of transfers; an explicit ``max_concurrency`` applies to both.
+        """
+        return self.max_concurrency or max(DEFAULT_METADATA_CONCURRENCY, self.concurrency)
 
     @property
     def diff_processes(self) -> int:

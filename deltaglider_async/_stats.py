@@ -108,7 +108,7 @@ def _estimate(space: _Space, delta: _Delta) -> int:
 async def _fetch_originals(
     client: AsyncDeltaGliderClient, bucket: str, deltas: list[_Delta]
 ) -> None:
-    """HEAD ``deltas`` with the client's concurrency bound; set their exact original size."""
+    """HEAD ``deltas`` with the client's metadata bound; set their exact original size."""
     storage = client.service.storage
 
     def job(delta: _Delta) -> Job[None]:
@@ -122,7 +122,7 @@ async def _fetch_originals(
 
         return Job(source=f"s3://{bucket}/{delta.key}", destination="", run=run)
 
-    results = await run_jobs([job(d) for d in deltas], limit=client.config.concurrency)
+    results = await run_jobs([job(d) for d in deltas], limit=client.config.metadata_concurrency)
     for result in results:
         if result.error is not None:
             # A HEAD that still fails after the client's retries: no figure at all is
@@ -271,7 +271,8 @@ async def get_bucket_stats(
         (versions of one artifact are about the same size, while delta sizes vary by
         orders of magnitude, so a delta/original ratio would extrapolate badly);
       - ``"detailed"``: every delta is HEADed (concurrently, at most the client's
-        ``max_concurrency`` at a time) for its exact original size.
+        ``metadata_concurrency`` at a time: 32 by default, ``max_concurrency`` when set)
+        for its exact original size.
 
     * ``space_saved``: ``total_size - compressed_size`` (negative when references cost
       more than the deltas save, e.g. a space with a single file).

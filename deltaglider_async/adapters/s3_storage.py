@@ -474,7 +474,7 @@ class S3Storage:
             retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
             connect_timeout=cfg.connect_timeout,
             read_timeout=cfg.read_timeout,
-            max_pool_connections=max(10, cfg.concurrency * 2),
+            max_pool_connections=max(10, cfg.concurrency * 2, cfg.metadata_concurrency),
             # botocore >= 1.36 adds CRC checksums by default, which some S3-compatible
             # stores reject or answer with whole-object checksums on ranged GETs.
             request_checksum_calculation="when_required",
