@@ -1,6 +1,6 @@
 """Sequential ``upload()`` through the blocking client of a series of ~15 MB archives.
 
-Prints files per second and the share of each upload that was xdelta3 time. The server is
+Prints files per second and MiB per second. The server is
 SeaweedFS on 127.0.0.1 (its own process) unless AWS_ENDPOINT_URL is set.
 
     PYTHONPATH=. .venv/bin/python benchmarks/sequential_upload.py [--versions 10]
