@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 from collections.abc import (
     AsyncIterator,
@@ -58,7 +57,6 @@ from ._errors import (
     NotFoundError,
     ObjectNotFoundError,
     ReservedKeyError,
-    StorageError,
     single_errors,
 )
 from ._factory import ServiceBundle, build_service
@@ -779,7 +777,7 @@ class AsyncDeltaGliderClient:
         if tags:
             _log.warning("upload() does not store tags; ignored: %s", ", ".join(sorted(tags)))
         source = Path(file_path)
-        await _check_local_file(source)
+        await _bulk.check_local_file(source)
         prefix = url.key[:-1] if url.key.endswith("/") else url.key
         space = DeltaSpace(url.bucket, prefix)
         summary = await self._bundle.service.put(source, space, ratio)
@@ -1151,19 +1149,6 @@ async def _bounded(items: Sequence[_T], fn: Callable[[_T], Awaitable[None]], lim
             tg.start_soon(worker)
 
 
-async def _check_local_file(path: Path) -> None:
-    try:
-        info = await anyio.Path(path).stat()
-    except FileNotFoundError:
-        raise NotFoundError(f"local file {str(path)!r} does not exist") from None
-    except PermissionError as exc:
-        raise AccessDeniedError(f"cannot read local file {str(path)!r}: {exc}") from None
-    except OSError as exc:
-        raise StorageError(f"cannot read local file {str(path)!r}: {exc}") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise InvalidArgumentError(f"{str(path)!r} is not a regular file")
-
-
 async def _body_chunks(body: Any) -> AsyncIterator[bytes]:
     """The bytes of a ``put_object`` Body as an async iterator; type errors raise now."""
     if isinstance(body, bytes | bytearray | memoryview):
@@ -1172,7 +1157,7 @@ async def _body_chunks(body: Any) -> AsyncIterator[bytes]:
         return _memory_chunks(body.encode("utf-8"))
     if isinstance(body, os.PathLike):
         path = Path(os.fspath(body))
-        await _check_local_file(path)
+        await _bulk.check_local_file(path)
         return _path_chunks(path)
     read = getattr(body, "read", None)
     if callable(read):
