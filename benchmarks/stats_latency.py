@@ -22,9 +22,8 @@ from typing import Any
 import anyio
 from _common import machine
 
-from deltaglider_async import AsyncDeltaGliderClient
-from deltaglider_async._config import default_concurrency
-from deltaglider_async._stats import get_bucket_stats
+from deltaglider_async import AsyncDeltaGliderClient, DeltaGliderConfig
+from deltaglider_async._stats import StatsMode
 from deltaglider_async.core import metadata as meta_codec
 from deltaglider_async.testing import LocalS3, start_local_s3
 from deltaglider_async.testing_proxy import ProxyProcess
@@ -75,10 +74,14 @@ def fill(s3: LocalS3, deltas: int) -> None:
     admin.close()
 
 
-async def timed_stats(s3: LocalS3, mode: str, concurrency: int, use_cache: bool) -> float:
-    async with AsyncDeltaGliderClient(s3.config(max_concurrency=concurrency)) as client:
+async def timed_stats(
+    s3: LocalS3, mode: StatsMode, concurrency: int | None, use_cache: bool
+) -> float:
+    """Seconds for one get_bucket_stats; ``concurrency=None`` keeps the client's default."""
+    config = s3.config() if concurrency is None else s3.config(max_concurrency=concurrency)
+    async with AsyncDeltaGliderClient(config) as client:
         start = time.perf_counter()
-        await get_bucket_stats(client, BUCKET, mode, use_cache=use_cache)  # type: ignore[arg-type]
+        await client.get_bucket_stats(BUCKET, mode, use_cache=use_cache)
         return time.perf_counter() - start
 
 
@@ -89,8 +92,8 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1])
     args = parser.parse_args()
-    default = default_concurrency()
-    levels = sorted({default, *args.concurrency})
+    default_heads = DeltaGliderConfig().metadata_concurrency
+    levels: list[int | None] = [None, *sorted(set(args.concurrency), reverse=True)]
     with start_local_s3(args.server) as s3:
         start = time.perf_counter()
         fill(s3, args.deltas)
@@ -101,14 +104,15 @@ def main() -> None:
         with ProxyProcess(s3.endpoint_url, delay=args.delay_ms / 1000) as proxy:
             slow = proxy.wrap(s3)
             print(f"every request delayed {args.delay_ms:g} ms by a proxy process")
-            print(f"{'mode':<9} {'concurrency':>11} {'seconds':>8}")
-            for concurrency in sorted(levels, reverse=True):
-                for mode in ("quick", "sampled", "detailed"):
+            print(f"{'mode':<9} {'concurrency':>12} {'seconds':>8}")
+            modes: tuple[StatsMode, ...] = ("quick", "sampled", "detailed")
+            for concurrency in levels:
+                for mode in modes:
                     seconds = anyio.run(timed_stats, slow, mode, concurrency, False)
-                    label = f"{concurrency}{' (default)' if concurrency == default else ''}"
-                    print(f"{mode:<9} {label:>11} {seconds:8.2f}", flush=True)
-            anyio.run(timed_stats, slow, "detailed", default, True)  # writes the cache
-            seconds = anyio.run(timed_stats, slow, "detailed", default, True)
+                    label = f"default ({default_heads})" if concurrency is None else concurrency
+                    print(f"{mode:<9} {label:>12} {seconds:8.2f}", flush=True)
+            anyio.run(timed_stats, slow, "detailed", None, True)  # writes the cache
+            seconds = anyio.run(timed_stats, slow, "detailed", None, True)
             print(f"detailed, valid cache (LIST + one GET): {seconds:.2f} s")
 
 
