@@ -35,10 +35,28 @@ from deltaglider_async import UploadSummary, create_async_client
 BUCKET = "quickstart"
 PREFIX = "releases/demo-app"
 DATA_DIR = Path(__file__).resolve().parent.parent / ".quickstart-data"
-_WORDS = (
-    "artifact build release delta reference storage version bucket object archive "
-    "compress verify checksum pipeline deploy module function return import class"
-).split()
+_WORDS = [
+    "artifact",
+    "build",
+    "release",
+    "delta",
+    "reference",
+    "storage",
+    "version",
+    "bucket",
+    "object",
+    "archive",
+    "compress",
+    "verify",
+    "checksum",
+    "pipeline",
+    "deploy",
+    "module",
+    "function",
+    "return",
+    "import",
+    "class",
+]
 
 
 def _source_file(rng: random.Random, lines: int) -> str:
