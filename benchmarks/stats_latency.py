@@ -54,7 +54,7 @@ def fill(s3: LocalS3, deltas: int) -> None:
     for n in range(deltas):
         prefix = f"releases/app{n % SPACES:02d}"
         body = rng.randbytes(rng.randrange(100, 2_000))
-        meta = meta_codec.delta_metadata(
+        delta_meta = meta_codec.delta_metadata(
             tool="bench",
             original_name=f"v{n}.zip",
             sha256=f"{n:064x}",
@@ -68,7 +68,8 @@ def fill(s3: LocalS3, deltas: int) -> None:
             zero_diff=False,
             user_metadata={},
         )
-        jobs.append({"Key": f"{prefix}/v{n}.zip.delta", "Body": body, "Metadata": meta})
+        assert delta_meta is not None  # short names always fit S3's 2 KB
+        jobs.append({"Key": f"{prefix}/v{n}.zip.delta", "Body": body, "Metadata": delta_meta})
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda job: admin.put_object(Bucket=BUCKET, **job), jobs))
     admin.close()

@@ -37,6 +37,7 @@ from ._errors import ObjectNotFoundError as ObjectNotFoundError
 from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import ReservedKeyError as ReservedKeyError
 from ._errors import StorageError as StorageError
+from ._errors import UnverifiableObjectError as UnverifiableObjectError
 from ._factory import create_async_client as create_async_client
 from ._migrate import MigrationReport as MigrationReport
 from ._models import BucketStats as BucketStats
@@ -87,6 +88,7 @@ __all__ = [
     "S3Url",
     "StorageError",
     "StoredAs",
+    "UnverifiableObjectError",
     "UploadSummary",
     "VerifyResult",
     "__version__",

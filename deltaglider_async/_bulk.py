@@ -375,7 +375,7 @@ async def upload_many(
     for path, relative in entries:
         key = ObjectKey(url.bucket, f"{prefix}/{relative}" if prefix else relative)
         job: Job[UploadSummary] = Job(
-            source=str(path), destination=key.url, run=None, group=(key.bucket, key.space.prefix)
+            source=str(path), destination=key.url, run=None, group=key.space
         )
         try:
             check_user_key(key.key)
@@ -491,7 +491,7 @@ async def download_many(
         if key is None or out is None:
             job.error = InvalidURLError(problem) if key is None else InvalidArgumentError(problem)
         else:
-            job.group = (key.bucket, key.space.prefix)
+            job.group = key.space
             job.run = _downloader(client, key, out)
         jobs.append(job)
     _flag_duplicates(jobs, "local file")

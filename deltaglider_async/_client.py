@@ -75,6 +75,7 @@ from ._models import (
 from ._stats import StatsMode
 from .adapters.logging import LOGGER_NAME
 from .core import metadata as meta_codec
+from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
 from .core.planner import check_user_key, validate_ratio
 from .core.service import AsyncDeltaService, ResolvedObject
 from .ports.storage import ObjectHead, ObjectInfo
@@ -86,8 +87,6 @@ _log = logging.getLogger(LOGGER_NAME)
 CHUNK: Final = 1024 * 1024
 #: S3 caps a LIST page (and a DeleteObjects request) at 1000 keys.
 MAX_KEYS: Final = 1000
-#: Extra keys asked for per LIST page, so hidden objects rarely cost another request.
-_LIST_SLACK: Final = 8
 #: Upper bound on closing everything in :meth:`AsyncDeltaGliderClient.aclose`.
 CLOSE_TIMEOUT: Final = 30.0
 _RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)")
@@ -169,6 +168,7 @@ class AsyncDeltaGliderClient:
         self._state = ClientState.UNOPENED
         self._bodies: set[AsyncStreamingBody] = set()
         self._work = _WorkDir()
+        self._key_order = ListingOrder()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -291,11 +291,22 @@ class AsyncDeltaGliderClient:
 
         ``Range`` accepts ``bytes=START-END``, ``bytes=START-`` and ``bytes=-SUFFIX``, for
         deltas too; a malformed or unsatisfiable range raises :class:`InvalidArgumentError`.
+        A range of a deltaglider object (delta or direct) is served from a verified local
+        copy, since a range alone cannot be checked against the whole file's SHA-256; a
+        range of a plain S3 object is fetched as it is.
+
+        An object deltaglider wrote but whose metadata was lost (a ``.delta`` copied by a
+        tool that dropped ``x-amz-meta-*``) raises :class:`UnverifiableObjectError`: its
+        bytes are never handed out as the file.
         """
         bucket, key = _bucket(Bucket), _key(Key)
         wanted = None if Range is None else _parse_range(Range)
         resolved = await self._bundle.service.resolve(ObjectKey(bucket, key))
-        if resolved.meta.kind is meta_codec.ObjectKind.DELTA:
+        resolved.check_readable()
+        kind = resolved.meta.kind
+        if kind is meta_codec.ObjectKind.DELTA or (
+            wanted is not None and kind is not meta_codec.ObjectKind.PLAIN
+        ):
             return await self._get_reconstructed(resolved, wanted, Range)
         return await self._get_streamed(resolved, wanted, Range)
 
@@ -334,6 +345,7 @@ class AsyncDeltaGliderClient:
             live = ResolvedObject(
                 resolved.stored, resolved.logical_key, obj.head, meta_codec.decode(obj.head)
             )
+            live.check_readable()
             expected_sha = expected_size = None
             if span is None and live.meta.kind is not meta_codec.ObjectKind.PLAIN:
                 expected_sha, expected_size = live.meta.file_sha256, live.meta.file_size
@@ -365,9 +377,11 @@ class AsyncDeltaGliderClient:
         bytes, ``LastModified`` a datetime (``dg-created-at``, else the object's own),
         ``ContentType`` and ``Metadata`` (user metadata without prefix); ``DeltaGlider``
         tells how it is stored. Raises :class:`ObjectNotFoundError` or
-        :class:`BucketNotFoundError`.
+        :class:`BucketNotFoundError`, and :class:`UnverifiableObjectError` for an object
+        whose deltaglider metadata was lost (its size and ETag would be the patch's).
         """
         resolved = await self._bundle.service.resolve(ObjectKey(_bucket(Bucket), _key(Key)))
+        resolved.check_readable()
         return shape.head_response(resolved)
 
     @_api
@@ -401,20 +415,34 @@ class AsyncDeltaGliderClient:
         delimiter = _text("Delimiter", Delimiter) or None
         max_keys = _max_keys(MaxKeys)
         if ContinuationToken is not None:
-            after, floor = shape.decode_token(_text("ContinuationToken", ContinuationToken)), None
+            cursor = shape.decode_token(_text("ContinuationToken", ContinuationToken))
         else:
-            after = floor = _text("StartAfter", StartAfter) or None
-        found, truncated = await self._scan(bucket, prefix, delimiter, max_keys, after, floor)
-        objects = [item for item in found if isinstance(item, ObjectInfo)]
+            cursor = Cursor.start_after(_text("StartAfter", StartAfter) or None)
+        if max_keys == 0:
+            # Nothing can be returned, so nothing is "left": a token would loop forever.
+            await self._bundle.storage.head_bucket(bucket)
+            page = LogicalPage([])
+        else:
+            page = await list_logical(
+                self._bundle.storage,
+                bucket,
+                prefix,
+                delimiter=delimiter,
+                max_keys=max_keys,
+                cursor=cursor,
+                learnt=self._key_order,
+                concurrency=self._config.metadata_concurrency,
+            )
+        objects = page.objects
         heads = await self._head_deltas(bucket, objects) if FetchMetadata else {}
         response: shape.ListObjectsResponse = {
             "Name": bucket,
             "Prefix": prefix,
             "MaxKeys": max_keys,
-            "KeyCount": len(found),
-            "IsTruncated": truncated,
+            "KeyCount": len(page.entries),
+            "IsTruncated": page.is_truncated,
             "Contents": [shape.listed_object(o, heads.get(o.key)) for o in objects],
-            "CommonPrefixes": [{"Prefix": p} for p in found if isinstance(p, str)],
+            "CommonPrefixes": [{"Prefix": p} for p in page.common_prefixes],
             "ResponseMetadata": shape.meta(),
         }
         if delimiter:
@@ -423,48 +451,9 @@ class AsyncDeltaGliderClient:
             response["ContinuationToken"] = ContinuationToken
         if StartAfter:
             response["StartAfter"] = StartAfter
-        if truncated:
-            response["NextContinuationToken"] = shape.encode_token(
-                _item_key(found[-1]) if found else after
-            )
+        if page.next is not None:
+            response["NextContinuationToken"] = shape.encode_token(page.next)
         return response
-
-    async def _scan(
-        self,
-        bucket: str,
-        prefix: str,
-        delimiter: str | None,
-        max_keys: int,
-        after: str | None,
-        floor: str | None,
-    ) -> tuple[list[ObjectInfo | str], bool]:
-        """Up to ``max_keys`` visible entries after the stored key ``after``; truncated?"""
-        found: list[ObjectInfo | str] = []
-        if max_keys == 0:
-            # Nothing can be returned, so nothing is "left": a token would loop forever.
-            await self._bundle.storage.head_bucket(bucket)
-            return found, False
-        cursor = after
-        while True:
-            want = min(MAX_KEYS, max_keys - len(found) + 1 + _LIST_SLACK)
-            page = await self._bundle.storage.list_page(
-                bucket, prefix, delimiter=delimiter, start_after=cursor, max_keys=want
-            )
-            # S3 counts keys and common prefixes together, in one lexicographic order.
-            items: list[ObjectInfo | str] = sorted(
-                [*page.objects, *page.common_prefixes], key=_item_key
-            )
-            for item in items:
-                if _item_key(item) == cursor:
-                    continue  # a common prefix comes back when resuming right after it
-                if not _visible(item, prefix, floor):
-                    continue
-                if len(found) >= max_keys:
-                    return found, True
-                found.append(item)
-            if not page.is_truncated or not items:
-                return found, False
-            cursor = _item_key(items[-1])
 
     async def _head_deltas(
         self, bucket: str, objects: Sequence[ObjectInfo]
@@ -738,6 +727,7 @@ class AsyncDeltaGliderClient:
         if method in ("get_object", "head_object"):
             key = ObjectKey(_bucket(params.get("Bucket")), _key(params.get("Key")))
             resolved = await self._bundle.service.resolve(key)
+            resolved.check_readable()
             if resolved.meta.kind is meta_codec.ObjectKind.DELTA:
                 raise InvalidArgumentError(
                     f"s3://{key.bucket}/{key.key} is stored as an xdelta3 delta that only "
@@ -1086,19 +1076,6 @@ def _delete_response(
         },
         "ResponseMetadata": shape.meta(204),
     }
-
-
-def _item_key(item: ObjectInfo | str) -> str:
-    return item if isinstance(item, str) else item.key
-
-
-def _visible(item: ObjectInfo | str, prefix: str, floor: str | None) -> bool:
-    if isinstance(item, str):
-        return not item.startswith(INTERNAL_PREFIX) and (floor is None or item > floor)
-    if shape.is_hidden(item.key):
-        return False
-    logical = shape.display_key(item.key)
-    return logical.startswith(prefix) and (floor is None or logical > floor)
 
 
 def _parse_range(spec: Any) -> tuple[int | None, int | None]:

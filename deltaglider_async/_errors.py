@@ -15,6 +15,7 @@ working for callers that never heard of this package::
     │   └── ReservedKeyError       (reference.bin / *.delta user keys)
     ├── StorageError .................................. IOError
     │   ├── IntegrityError         (sha256 mismatch, undecodable delta, tampered cache)
+    │   │   └── UnverifiableObjectError (its metadata is lost: nothing to check it against)
     │   ├── PreconditionFailedError (a conditional write lost the race)
     │   ├── ConditionalWriteNotSupportedError
     │   ├── BucketAlreadyExistsError (owned by someone else)
@@ -76,6 +77,15 @@ class StorageError(DeltaGliderError, IOError):
 
 class IntegrityError(StorageError):
     """Reconstructed or downloaded bytes do not match their recorded SHA-256."""
+
+
+class UnverifiableObjectError(IntegrityError):
+    """A stored object cannot be read as a file: its deltaglider metadata is lost or broken.
+
+    Typically a ``.delta`` object copied by a tool that dropped its ``x-amz-meta-*``
+    headers: its bytes are an xdelta3 patch with no recorded SHA-256 or reference, so they
+    are never handed out as the file. The message says how to repair it.
+    """
 
 
 class PreconditionFailedError(StorageError):

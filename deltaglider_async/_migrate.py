@@ -26,10 +26,18 @@ import anyio
 import anyio.to_thread
 
 from ._bulk import ItemResult, Job, ProgressCallback, concurrency_limit, run_jobs
-from ._errors import AccessDeniedError, InvalidArgumentError, ObjectNotFoundError
-from ._models import DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME, ObjectKey, S3Url, UploadSummary
+from ._errors import (
+    AccessDeniedError,
+    InvalidArgumentError,
+    ObjectNotFoundError,
+    ReservedKeyError,
+)
+from ._models import DELTA_SUFFIX, REFERENCE_NAME, ObjectKey, S3Url, UploadSummary
 from ._responses import user_metadata
 from .adapters.logging import LOGGER_NAME
+from .core import metadata as meta_codec
+from .core.keys import KeyRole, logical_key, role
+from .core.listing import bounded
 from .core.planner import check_user_key, validate_ratio
 from .core.service import ResolvedObject
 
@@ -53,7 +61,12 @@ class MigrationReport:
     * ``skipped``: already present at the destination with the same SHA-256;
     * ``failed``: ``error`` says why (nothing partial is left at the destination);
     * ``planned``: with ``dry_run``, the objects a real run would copy (or, for plain
-      source objects of the same size as the destination's, check and copy if different).
+      source objects of the same size as the destination's, check and copy if different);
+    * ``refused``: objects that can never be stored at the destination under their own
+      name; ``error`` (a :class:`ReservedKeyError`) says why: a ``reference.bin`` or a
+      ``*.delta`` that deltaglider did not write (names the storage format reserves), a
+      directory marker (a key ending in ``/``), or the ``.delta`` form of a name that also
+      exists in direct form (the direct one is what a read returns, and is migrated).
 
     ``bytes_in`` is the original size of the migrated objects, ``bytes_stored`` what they
     occupy at the destination (new references included).
@@ -66,6 +79,7 @@ class MigrationReport:
     skipped: list[ItemResult[None]] = field(default_factory=list)
     failed: list[ItemResult[UploadSummary]] = field(default_factory=list)
     planned: list[ItemResult[None]] = field(default_factory=list)
+    refused: list[ItemResult[None]] = field(default_factory=list)
     bytes_in: int = 0
     bytes_stored: int = 0
 
@@ -77,20 +91,29 @@ class MigrationReport:
     @property
     def total(self) -> int:
         """Number of source objects selected (after patterns and shard)."""
-        return len(self.migrated) + len(self.skipped) + len(self.failed) + len(self.planned)
+        return (
+            len(self.migrated)
+            + len(self.skipped)
+            + len(self.failed)
+            + len(self.planned)
+            + len(self.refused)
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    action: Literal["migrated", "skipped", "planned"]
+    action: Literal["migrated", "skipped", "planned", "refused"]
     summary: UploadSummary | None = None
     size: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class _Source:
     stored_key: str
     relative: str
+    #: Why this object is never copied (found from the listing alone), else "".
+    refused: str = ""
 
 
 def shard_of(relative_space: str, shards: int) -> int:
@@ -152,23 +175,74 @@ async def _list_sources(
     exclude: tuple[str, ...],
     shard: tuple[int, int] | None,
 ) -> list[_Source]:
-    """The logical objects under ``prefix`` that the patterns and the shard select."""
+    """The objects under ``prefix`` that the patterns and the shard select, by logical key.
+
+    deltaglider's own objects (``.deltaglider/``, references it wrote) are not sources:
+    they are rebuilt at the destination. Every other object is a source, even one that
+    cannot be copied (it is then reported as refused, with the reason).
+    """
+    storage = client.service.storage
     found: dict[str, _Source] = {}
-    async for info in client.service.storage.iter_objects(bucket, prefix):
+    extra: list[_Source] = []
+    references: list[_Source] = []
+    async for info in storage.iter_objects(bucket, prefix):
         key = info.key
-        if key.startswith(INTERNAL_PREFIX) or key.endswith("/"):
-            continue  # deltaglider's own files; "directory" marker objects
-        if key.rpartition("/")[2] == REFERENCE_NAME:
-            continue  # a deltaspace's reference: rebuilt at the destination
-        relative = key.removesuffix(DELTA_SUFFIX)[len(prefix) :]
+        kind = role(key)
+        if kind is KeyRole.INTERNAL:
+            continue
+        relative = logical_key(key)[len(prefix) :]
         if not relative or not _selected(relative, include, exclude):
             continue
         if shard is not None and shard_of(relative.rpartition("/")[0], shard[1]) != shard[0]:
             continue
-        if relative in found and key.endswith(DELTA_SUFFIX):
-            continue  # both x and x.delta: x is what a read returns
-        found[relative] = _Source(key, relative)
-    return list(found.values())
+        if kind is KeyRole.REFERENCE:
+            references.append(_Source(key, relative))
+        elif key.endswith("/"):
+            extra.append(_Source(key, relative, "it is a directory marker (a key ending in '/')"))
+        elif relative in found:
+            # Both x and x.delta (a replacement was interrupted): x is what a read returns.
+            delta, direct = sorted((found[relative], _Source(key, relative)), key=_is_direct)
+            found[relative] = direct
+            extra.append(
+                _Source(
+                    delta.stored_key,
+                    relative,
+                    f"the name also exists as {direct.stored_key}, which reads return and "
+                    "which is migrated instead",
+                )
+            )
+        else:
+            found[relative] = _Source(key, relative)
+    extra.extend(await _foreign_references(client, bucket, references))
+    return [*found.values(), *extra]
+
+
+def _is_direct(source: _Source) -> bool:
+    return role(source.stored_key) is not KeyRole.DELTA
+
+
+async def _foreign_references(
+    client: AsyncDeltaGliderClient, bucket: str, references: list[_Source]
+) -> list[_Source]:
+    """The ``reference.bin`` objects that deltaglider did not write, as refused sources."""
+    storage = client.service.storage
+    refused: list[_Source] = []
+
+    async def check(source: _Source) -> None:
+        head = await storage.head(bucket, source.stored_key)
+        if head is not None and not meta_codec.is_claimed(head.metadata):
+            refused.append(
+                _Source(
+                    source.stored_key,
+                    source.relative,
+                    f"its name is reserved: deltaglider keeps each directory's reference in "
+                    f"'{REFERENCE_NAME}', so the destination cannot hold a file of that name",
+                )
+            )
+
+    await bounded(references, check, client.config.metadata_concurrency)
+    refused.sort(key=lambda s: s.stored_key)
+    return refused
 
 
 async def migrate(
@@ -260,9 +334,15 @@ async def migrate(
                 source=f"s3://{src.bucket}/{item.stored_key}",
                 destination=target.url,
                 run=_copier(
-                    client, ObjectKey(src.bucket, item.stored_key), target, ratio, dry_run, new_path
+                    client,
+                    ObjectKey(src.bucket, item.stored_key),
+                    target,
+                    ratio,
+                    dry_run,
+                    new_path,
+                    item.refused,
                 ),
-                group=(target.bucket, target.space.prefix),
+                group=target.space,
             )
         )
     try:
@@ -288,12 +368,25 @@ def _copier(
     ratio: float | None,
     dry_run: bool,
     new_path: Callable[[], Path],
+    refused: str,
 ) -> Callable[[], Awaitable[_Outcome]]:
     service = client.service
 
     async def run() -> _Outcome:
+        if refused:
+            return _Outcome("refused", reason=refused)
         check_user_key(target.key)
         resolved = await service.resolve(source)
+        if resolved.meta.kind is meta_codec.ObjectKind.BROKEN and role(source.key) is (
+            KeyRole.DELTA
+        ):
+            return _Outcome(
+                "refused",
+                reason=(
+                    f"its name ends in '{DELTA_SUFFIX}', which deltaglider reserves for deltas, "
+                    f"and it is not one: {resolved.meta.problem}"
+                ),
+            )
         try:
             existing: ResolvedObject | None = await service.resolve(target)
         except ObjectNotFoundError:
@@ -341,6 +434,7 @@ def _report(
     skipped: list[ItemResult[None]] = []
     failed: list[ItemResult[UploadSummary]] = []
     planned: list[ItemResult[None]] = []
+    refused: list[ItemResult[None]] = []
     bytes_in = bytes_stored = 0
     for result in results:
         outcome = result.value
@@ -353,16 +447,20 @@ def _report(
             bytes_stored += outcome.summary.stored_size
         elif outcome.action == "skipped":
             skipped.append(ItemResult(result.source, result.destination))
+        elif outcome.action == "refused":
+            error = ReservedKeyError(f"{result.source} is not migrated: {outcome.reason}")
+            refused.append(ItemResult(result.source, result.destination, None, error))
         else:
             planned.append(ItemResult(result.source, result.destination))
     _log.info(
-        "migration %s -> %s: %d migrated, %d skipped, %d failed, %d planned",
+        "migration %s -> %s: %d migrated, %d skipped, %d failed, %d planned, %d refused",
         source,
         destination,
         len(migrated),
         len(skipped),
         len(failed),
         len(planned),
+        len(refused),
     )
     return MigrationReport(
         source=source,
@@ -372,6 +470,7 @@ def _report(
         skipped=skipped,
         failed=failed,
         planned=planned,
+        refused=refused,
         bytes_in=bytes_in,
         bytes_stored=bytes_stored,
     )

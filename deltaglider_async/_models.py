@@ -14,16 +14,40 @@ INTERNAL_PREFIX = ".deltaglider/"
 _MIB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class DeltaSpace:
     """The S3 "directory" whose files share one ``reference.bin``.
 
-    ``prefix`` is the parent of the object keys without a trailing slash; the bucket
-    root is the empty prefix. Keys are never normalised: ``a//b`` stays ``a//b``.
+    ``DeltaSpace(bucket, prefix)``: ``prefix`` is the directory without its trailing slash
+    (``releases/app``); the bucket root is the empty prefix. Keys are never normalised:
+    ``a//b`` stays ``a//b``, and a key with a leading slash (``/a.txt``, which S3 keeps
+    apart from ``a.txt``) belongs to the directory ``/``, which ``prefix`` alone cannot
+    tell from the root: :meth:`of_key` and :attr:`dir` carry the exact directory, its
+    trailing slash included (``""`` for the root, ``"/"``, ``"releases/app/"``). Two spaces
+    are equal when their bucket and :attr:`dir` are.
     """
 
     bucket: str
-    prefix: str
+    dir: str
+
+    def __init__(self, bucket: str, prefix: str = "", *, dir: str | None = None) -> None:
+        if dir is None:
+            dir = f"{prefix}/" if prefix else ""
+        elif dir and not dir.endswith("/"):
+            raise ValueError(f"a deltaspace dir ends with '/' (or is empty), got {dir!r}")
+        object.__setattr__(self, "bucket", bucket)
+        object.__setattr__(self, "dir", dir)
+
+    @classmethod
+    def of_key(cls, bucket: str, key: str) -> DeltaSpace:
+        """The deltaspace holding ``key``: everything up to its last ``/``."""
+        head, slash, _ = key.rpartition("/")
+        return cls(bucket, dir=head + slash)
+
+    @property
+    def prefix(self) -> str:
+        """The directory without its trailing slash (``""`` for the root and for ``/``)."""
+        return self.dir[:-1]
 
     @property
     def reference_key(self) -> str:
@@ -32,12 +56,15 @@ class DeltaSpace:
 
     def key_for(self, name: str) -> str:
         """Key of a file called ``name`` directly inside this space."""
-        return f"{self.prefix}/{name}" if self.prefix else name
+        return self.dir + name
 
     @property
     def list_prefix(self) -> str:
         """Prefix to LIST this space's own objects with (``delimiter='/'``)."""
-        return f"{self.prefix}/" if self.prefix else ""
+        return self.dir
+
+    def __repr__(self) -> str:
+        return f"DeltaSpace(bucket={self.bucket!r}, dir={self.dir!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +77,7 @@ class ObjectKey:
     @property
     def space(self) -> DeltaSpace:
         """The deltaspace the key belongs to."""
-        prefix, _, _ = self.key.rpartition("/")
-        return DeltaSpace(self.bucket, prefix)
+        return DeltaSpace.of_key(self.bucket, self.key)
 
     @property
     def name(self) -> str:

@@ -15,7 +15,9 @@ from typing import Any, Final, NotRequired, TypedDict
 
 from ._body import AsyncStreamingBody
 from ._errors import InvalidArgumentError
-from ._models import DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME, PutSummary, StoredAs
+from ._models import PutSummary, StoredAs
+from .core.keys import KeyRole, logical_key, role
+from .core.listing import Cursor, KeyOrder
 from .core.metadata import ObjectKind, decode
 from .core.service import ResolvedObject
 from .ports.storage import BucketInfo, ObjectHead, ObjectInfo
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 _MIB: Final = 1024 * 1024
-_TOKEN_VERSION: Final = 1
+_TOKEN_VERSION: Final = 2
 
 
 class ResponseMetadata(TypedDict):
@@ -385,22 +387,12 @@ def bucket_entries(buckets: list[BucketInfo]) -> list[BucketEntry]:
 # ---------------------------------------------------------------------------------------
 
 
-def is_hidden(key: str) -> bool:
-    """References and everything under ``.deltaglider/`` never show in listings."""
-    return key.startswith(INTERNAL_PREFIX) or key.rpartition("/")[2] == REFERENCE_NAME
-
-
-def display_key(key: str) -> str:
-    """The logical name of a stored key (``.delta`` stripped)."""
-    return key.removesuffix(DELTA_SUFFIX)
-
-
 def listed_object(info: ObjectInfo, head: ObjectHead | None = None) -> ListedObject:
     """One ``Contents`` entry; ``head`` (of a delta) adds its original size and ratios."""
-    is_delta = info.key.endswith(DELTA_SUFFIX)
+    is_delta = role(info.key) is KeyRole.DELTA
     dg: ListedObjectDG = {"IsDelta": is_delta, "StoredSize": info.size}
     entry: ListedObject = {
-        "Key": display_key(info.key),
+        "Key": logical_key(info.key),
         "Size": info.size,
         "LastModified": info.last_modified,
         "ETag": info.etag,
@@ -421,25 +413,47 @@ def listed_object(info: ObjectInfo, head: ObjectHead | None = None) -> ListedObj
     return entry
 
 
-def encode_token(after: str | None) -> str:
-    """An opaque continuation token resuming after the stored key (or prefix) ``after``."""
-    raw = json.dumps({"v": _TOKEN_VERSION, "after": after}, separators=(",", ":"))
+def encode_token(cursor: Cursor) -> str:
+    """An opaque continuation token holding where a logical listing resumes."""
+    data = {
+        "v": _TOKEN_VERSION,
+        "after": cursor.after,
+        "start": cursor.start,
+        "server": cursor.server_token,
+        "order": cursor.order.value,
+    }
+    raw = json.dumps(data, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii")
 
 
-def decode_token(token: str) -> str | None:
-    """The stored key a token resumes after; :class:`InvalidArgumentError` if malformed."""
+def decode_token(token: str) -> Cursor:
+    """The cursor a token holds; :class:`InvalidArgumentError` if it is malformed.
+
+    Tokens of version 1 (before 0.2) held only the *stored* key of the last entry: the
+    listing resumes after its logical key.
+    """
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8"))
     except (ValueError, UnicodeError, binascii.Error):
         data = None
-    if (
-        not isinstance(data, Mapping)
-        or data.get("v") != _TOKEN_VERSION
-        or not isinstance(data.get("after"), str | None)
-    ):
+    valid = isinstance(data, Mapping) and (
+        (data.get("v") == 1 and isinstance(data.get("after"), str | None))
+        or (
+            data.get("v") == _TOKEN_VERSION
+            and all(isinstance(data.get(k), str | None) for k in ("after", "start", "server"))
+            and data.get("order") in {o.value for o in KeyOrder}
+        )
+    )
+    if not valid:
         raise InvalidArgumentError(
             f"invalid ContinuationToken {token!r}: pass NextContinuationToken unchanged"
         )
-    after: str | None = data["after"]
-    return after
+    assert isinstance(data, Mapping)
+    if data["v"] == 1:
+        return Cursor.start_after(None if data["after"] is None else logical_key(data["after"]))
+    return Cursor(
+        after=data["after"],
+        start=data["start"],
+        server_token=data["server"],
+        order=KeyOrder(data["order"]),
+    )

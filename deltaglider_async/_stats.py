@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._bulk import Job, run_jobs
 from ._errors import DeltaGliderError, InvalidArgumentError, ObjectNotFoundError
-from ._models import DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME, BucketStats
+from ._models import INTERNAL_PREFIX, BucketStats
 from .adapters.logging import LOGGER_NAME
 from .core import metadata as meta_codec
+from .core.keys import KeyRole, logical_key, role
 from .ports.storage import StoragePort
 
 if TYPE_CHECKING:
@@ -77,21 +78,33 @@ class _Listing:
 
 
 async def _scan(storage: StoragePort, bucket: str) -> _Listing:
-    """Page through the whole bucket (no object cap); BucketNotFoundError when missing."""
+    """Page through the whole bucket (no object cap); BucketNotFoundError when missing.
+
+    Objects are counted as listings show them: one per logical name (when a name exists
+    both direct and as a delta, only the direct one counts, as a read returns it), every
+    stored byte counted once.
+    """
     listing = _Listing()
+    direct_names: set[str] = set()
     async for info in storage.iter_objects(bucket):
-        if info.key.startswith(INTERNAL_PREFIX):
+        kind = role(info.key)
+        if kind is KeyRole.INTERNAL:
             continue
         listing.stored_objects += 1
         listing.stored_bytes += info.size
-        prefix, _, name = info.key.rpartition("/")
-        if name == REFERENCE_NAME:
-            listing.spaces.setdefault(prefix, _Space()).reference_size = info.size
-        elif info.key.endswith(DELTA_SUFFIX):
-            listing.spaces.setdefault(prefix, _Space()).deltas.append(_Delta(info.key, info.size))
+        directory = info.key[: info.key.rfind("/") + 1]
+        if kind is KeyRole.REFERENCE:
+            listing.spaces.setdefault(directory, _Space()).reference_size = info.size
+        elif kind is KeyRole.DELTA:
+            listing.spaces.setdefault(directory, _Space()).deltas.append(
+                _Delta(info.key, info.size)
+            )
         else:
             listing.direct_objects += 1
             listing.direct_bytes += info.size
+            direct_names.add(info.key)
+    for space in listing.spaces.values():
+        space.deltas = [d for d in space.deltas if logical_key(d.key) not in direct_names]
     return listing
 
 
@@ -153,7 +166,10 @@ def _compute(bucket: str, mode: str, listing: _Listing) -> BucketStats:
                 delta_originals += _estimate(space, delta)
     total_size = listing.direct_bytes + delta_originals
     compressed_size = listing.stored_bytes
-    space_saved = total_size - compressed_size
+    # References cost more than deltas save when a directory holds a single file (its
+    # reference plus a zero-diff delta) or a reference no delta needs any more: saved
+    # space is then zero, never negative.
+    space_saved = max(0, total_size - compressed_size)
     return BucketStats(
         bucket=bucket,
         object_count=delta_objects + listing.direct_objects,
@@ -274,10 +290,11 @@ async def get_bucket_stats(
         ``metadata_concurrency`` at a time: 32 by default, ``max_concurrency`` when set)
         for its exact original size.
 
-    * ``space_saved``: ``total_size - compressed_size`` (negative when references cost
-      more than the deltas save, e.g. a space with a single file).
+    * ``space_saved``: ``total_size - compressed_size``, or 0 when references cost more
+      than the deltas save (a directory with a single file, a reference left behind by
+      another tool): never negative.
     * ``average_compression_ratio``: ``space_saved / total_size`` (0.0 for an empty
-      bucket): the share of the original bytes not stored.
+      bucket): the share of the original bytes not stored, in ``[0.0, 1.0]``.
 
     Caching: with ``use_cache`` (default) a valid ``.deltaglider/stats_{mode}.json`` is
     returned instead of computing (valid: same version and mode, and its ``validation``

@@ -109,5 +109,5 @@ def bucket(s3_server: LocalS3, s3_admin: Any) -> Iterator[str]:
 
 @pytest.fixture
 def fixtures_dir() -> Path:
-    """``shared/fixtures`` beside the repository checkout."""
-    return Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+    """``tests/fixtures``: data the tests need, kept in the repository."""
+    return Path(__file__).resolve().parent / "fixtures"

@@ -23,7 +23,13 @@ import anyio
 import anyio.to_thread
 import click
 
-from deltaglider_async import AsyncDeltaGliderClient, NotFoundError, ObjectKey, S3Url
+from deltaglider_async import (
+    AsyncDeltaGliderClient,
+    NotFoundError,
+    ObjectKey,
+    ObjectNotFoundError,
+    S3Url,
+)
 
 from . import _engine as engine
 from . import _transfer as transfer
@@ -150,17 +156,31 @@ class _Plan:
         self._local_digests: dict[Path, _Digest] = {}
 
     async def _entries(
-        self, client: AsyncDeltaGliderClient, where: LocalPath | S3Url
+        self, client: AsyncDeltaGliderClient, where: LocalPath | S3Url, *, source: bool = False
     ) -> dict[str, Entry]:
+        """The files of one side by relative path, filtered.
+
+        A source "directory" that does not exist is an error (``NotFoundError``), never an
+        empty tree: with ``--delete`` a misspelled source would otherwise delete the whole
+        destination. An S3 prefix exists when some object is under it; the bucket root
+        exists with the bucket.
+        """
         found: list[tuple[str, Entry]]
         if isinstance(where, LocalPath):
             if not where.path.is_dir():
+                if source:
+                    raise NotFoundError(f"local directory {where.text!r} does not exist")
                 return {}
             files = await anyio.to_thread.run_sync(walk_local, where.path)
             found = [(f.relative, f) for f in files]
         else:
             prefix = dir_prefix(where.key)
             objects = await list_all(client, where.bucket, prefix, fetch_metadata=True)
+            if source and prefix and not objects:
+                raise ObjectNotFoundError(
+                    f"source s3://{where.bucket}/{prefix} does not exist (no object under it); "
+                    "nothing was transferred or deleted"
+                )
             found = [(o.key[len(prefix) :], o) for o in objects]
         return {rel: entry for rel, entry in found if self.rules.selects(rel)}
 
@@ -168,7 +188,7 @@ class _Plan:
         self, client: AsyncDeltaGliderClient, report: Reporter, *, dryrun: bool
     ) -> None:
         """Compare both sides, then transfer and (with ``--delete``) delete."""
-        source = await self._entries(client, self.src)
+        source = await self._entries(client, self.src, source=True)
         dest = await self._entries(client, self.dst)
         present = [rel for rel in sorted(source) if rel in dest]
         differs = await self._compare(client, [(source[rel], dest[rel]) for rel in present])

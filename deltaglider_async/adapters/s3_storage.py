@@ -291,6 +291,14 @@ class _FileRange(io.RawIOBase):
         super().close()
 
 
+_XML_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_safe(key: str) -> bool:
+    """True when an XML 1.0 request body carries ``key`` unchanged."""
+    return _XML_UNSAFE.search(key) is None
+
+
 def _covers_whole_object(range_header: str, size: int) -> bool:
     """True when ``bytes=0-`` or ``bytes=0-N`` (N ≥ size - 1) asks for the whole object."""
     start, _, end = range_header.removeprefix("bytes=").partition("-")
@@ -942,13 +950,26 @@ class S3Storage:
             await client.delete_object(Bucket=bucket, Key=key)
 
     async def delete_many(self, bucket: str, keys: Sequence[str]) -> list[DeleteFailure]:
-        """DeleteObjects in batches of ``delete_batch_size`` (Quiet); return per-key failures."""
+        """Delete ``keys``: DeleteObjects in batches of ``delete_batch_size`` (Quiet).
+
+        A key that XML 1.0 cannot carry (control characters other than tab and newline;
+        a carriage return, which XML parsers turn into a newline) is legal in S3 but would
+        make the whole batch malformed: such keys are deleted one by one with DeleteObject.
+        Returns the per-key failures.
+        """
         if not keys:
             return []
         client = await self._s3()
         failures: list[DeleteFailure] = []
-        for start in range(0, len(keys), self._delete_batch_size):
-            batch = keys[start : start + self._delete_batch_size]
+        batchable = [k for k in keys if _xml_safe(k)]
+        for key in keys:
+            if not _xml_safe(key):
+                try:
+                    await self.delete(bucket, key)
+                except (AccessDeniedError, StorageError) as exc:
+                    failures.append(DeleteFailure(key, type(exc).__name__, str(exc)))
+        for start in range(0, len(batchable), self._delete_batch_size):
+            batch = batchable[start : start + self._delete_batch_size]
             with translating(f"DeleteObjects ({len(batch)} keys)", bucket, None):
                 resp = await client.delete_objects(
                     Bucket=bucket,

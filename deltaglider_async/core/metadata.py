@@ -22,10 +22,13 @@ ZERO_DIFF_NOTE = "zero-diff (reference identical)"
 REFERENCE_NOTE = "reference"
 PASSTHROUGH_NOTE = "passthrough"
 
-# Printable ASCII except '%' stays readable; everything else is percent-encoded.
+# Printable ASCII except '%' stays readable in an encoded value; every other byte is escaped.
 _SAFE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-_NON_ASCII_ESCAPE = re.compile(r"%[89A-Fa-f][0-9A-Fa-f]")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+#: Metadata key prefixes that mark an object as written by a deltaglider.
+_CLAIM_PREFIXES = ("dg-", "dg_")
 
 
 class ObjectKind(StrEnum):
@@ -35,6 +38,7 @@ class ObjectKind(StrEnum):
     DIRECT = "direct"  # full bytes with recorded sha256
     DELTA = "delta"  # VCDIFF against a reference
     REFERENCE = "reference"  # a space's reference.bin
+    BROKEN = "broken"  # claimed by deltaglider, but its metadata cannot be trusted
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -54,33 +58,60 @@ def parse_timestamp(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _header_safe(text: str) -> bool:
+    """True when ``text`` survives as an HTTP header value unchanged.
+
+    Printable ASCII only (no control characters, nothing beyond 0x7E) and no leading or
+    trailing space, which servers strip from header values.
+    """
+    return all(" " <= c <= "~" for c in text) and text == text.strip(" ")
+
+
+def _unquoted(value: str) -> str | None:
+    """``value`` with its percent escapes decoded as UTF-8; None when that is impossible."""
+    if not _ESCAPE.search(value):
+        return None
+    try:
+        return unquote(value, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
 def encode_name(name: str) -> str:
-    """An ASCII metadata value for a file name; non-ASCII names are percent-encoded UTF-8."""
-    if name.isascii():
-        return name
+    """An ASCII metadata value for a name or key that survives HTTP headers byte for byte.
+
+    A name that is printable ASCII without leading or trailing space is written as it is,
+    so deltaglider 6.x reads it too. Any other name (non-ASCII, control characters, spaces
+    at either end) is percent-encoded UTF-8 with every ``%`` escaped; so is an ASCII name
+    whose ``%XX`` sequences would read back as such a name (``a%01.zip``), so that no two
+    names share one encoding. :func:`decode_name` inverts it.
+    """
+    if _header_safe(name):
+        decoded = _unquoted(name)
+        if decoded is None or _header_safe(decoded):
+            return name
     return quote(name, safe=_SAFE_ASCII, encoding="utf-8")
 
 
 def decode_name(value: str) -> str:
-    """Inverse of :func:`encode_name`; plain ASCII names containing ``%`` stay as written.
+    """Inverse of :func:`encode_name`.
 
-    Only values holding an escape of a non-ASCII byte that decode as valid UTF-8 were
-    written by :func:`encode_name`; anything else (``100%.zip``, ``x%FF.zip``) is a
-    literal ASCII name and is returned unchanged.
+    A value is decoded only when it is exactly what :func:`encode_name` makes of its
+    decoding; a literal ASCII name such as ``100%.zip``, ``a%20b.zip`` or ``x%FF.zip`` is
+    returned unchanged.
     """
-    if _NON_ASCII_ESCAPE.search(value):
-        try:
-            return unquote(value, encoding="utf-8", errors="strict")
-        except UnicodeDecodeError:
-            return value
+    decoded = _unquoted(value)
+    if decoded is not None and decoded != value and encode_name(decoded) == value:
+        return decoded
     return value
 
 
 def _decode_own(value: str, own: str) -> str:
     """Decode a name or key, unless it is literally ``own`` (the object's own name or key).
 
-    An ASCII key such as ``a%C3%A9.zip`` is written verbatim yet also reads as a valid
-    percent-encoding; the object's own key settles which one was meant.
+    An ASCII key such as ``a%C3%A9.zip`` was written verbatim by older writers (6.x and
+    earlier releases of this package) yet also reads as a valid percent-encoding; the
+    object's own key settles which one was meant.
     """
     return value if value == own else decode_name(value)
 
@@ -126,6 +157,25 @@ class StoredMeta:
     note: str | None = None
     compression: str | None = None
     user_metadata: dict[str, str] = field(default_factory=dict)
+    #: For deltas: the reference named by ``dg-ref-path`` inside the delta's own directory
+    #: (the Rust proxy's relative form), when it differs from ``ref_key``.
+    local_ref_key: str | None = None
+    #: For ``BROKEN`` objects: why the object cannot be read, and how to repair it.
+    problem: str | None = None
+
+    @property
+    def ref_candidates(self) -> tuple[str, ...]:
+        """Where a delta's reference may be, in the order to try them.
+
+        The recorded ``dg-ref-key`` first, unless it lies outside the delta's own
+        directory and ``dg-ref-path`` names one inside it (a copy made by another tool
+        keeps the original's ``dg-ref-key``): then the local one first. Whichever is used
+        must match ``dg-ref-sha256``.
+        """
+        keys = [k for k in (self.ref_key, self.local_ref_key) if k]
+        if self.local_ref_key and self.ref_key and self.ref_key != self.local_ref_key:
+            keys.reverse()
+        return tuple(dict.fromkeys(keys))
 
 
 def resolve_ref_key(delta_key: str, ref_key: str | None, ref_path: str | None) -> str | None:
@@ -133,27 +183,43 @@ def resolve_ref_key(delta_key: str, ref_key: str | None, ref_path: str | None) -
     if ref_key:
         return ref_key
     if ref_path:
-        space, _, _ = delta_key.rpartition("/")
-        return f"{space}/{ref_path}" if space else ref_path
+        return _join_dir(delta_key, ref_path)
     return None
 
 
+def _join_dir(key: str, relative: str) -> str:
+    """``relative`` placed in the directory of ``key`` (up to and including its last ``/``)."""
+    head, slash, _ = key.rpartition("/")
+    return head + slash + relative
+
+
+def is_claimed(metadata: Mapping[str, str]) -> bool:
+    """True when metadata marks an object as written by a deltaglider (``dg-*`` keys)."""
+    return any(k.lower().startswith(_CLAIM_PREFIXES) for k in metadata)
+
+
 def decode(head: ObjectHead) -> StoredMeta:
-    """Classify a stored object and decode its metadata (SPEC §2, "Metadata read")."""
+    """Classify a stored object and decode its metadata (SPEC §2, "Metadata read").
+
+    ``PLAIN``: no deltaglider metadata; ``DIRECT``, ``DELTA``, ``REFERENCE`` by the rules
+    of the spec; ``BROKEN`` (with :attr:`StoredMeta.problem`) when the object cannot be
+    read as what it is: a ``.delta`` object without the metadata that turns it back into
+    the file (copied by a tool that dropped ``x-amz-meta-*``), or deltaglider metadata
+    without a well-formed SHA-256 to verify the bytes against.
+    """
     meta = {k.lower(): v for k, v in head.metadata.items()}
     sha = _lookup(meta, "file_sha256")
-    if sha is not None:
-        sha = sha.lower()
     note = _lookup(meta, "note")
     compression = _lookup(meta, "compression")
-    space, _, name_segment = head.key.rpartition("/")
-    own_reference = f"{space}/reference.bin" if space else "reference.bin"
+    name_segment = head.key.rpartition("/")[2]
+    own_dir = head.key[: len(head.key) - len(name_segment)]
+    own_reference = own_dir + "reference.bin"
     raw_ref_key, raw_ref_path = _lookup(meta, "ref_key"), meta.get("dg-ref-path")
-    ref_key = resolve_ref_key(
-        head.key,
-        _decode_own(raw_ref_key, own_reference) if raw_ref_key else None,
-        _decode_own(raw_ref_path, "reference.bin") if raw_ref_path else None,
+    recorded_ref = _decode_own(raw_ref_key, own_reference) if raw_ref_key else None
+    local_ref = (
+        _join_dir(head.key, _decode_own(raw_ref_path, "reference.bin")) if raw_ref_path else None
     )
+    ref_key = recorded_ref or local_ref
     created = _lookup(meta, "created_at")
     created_at = parse_timestamp(created) if created else None
     if created_at is None:
@@ -161,12 +227,31 @@ def decode(head: ObjectHead) -> StoredMeta:
     original = _lookup(meta, "original_name")
     source = _lookup(meta, "source_name")
     user = {k[len(USER_PREFIX) :]: v for k, v in meta.items() if k.startswith(USER_PREFIX)}
+    explicit_direct = compression == "none" or note == PASSTHROUGH_NOTE
+    is_delta_key = head.key.endswith(".delta")
 
-    if sha is None:
+    problem: str | None = None
+    if sha is not None and not _HEX.match(sha):
+        problem = f"its recorded SHA-256 {sha!r} is not 64 hexadecimal digits"
+    elif sha is None and is_delta_key and not explicit_direct:
+        problem = (
+            "it is stored as an xdelta3 delta but carries no deltaglider metadata "
+            "(dg-file-sha256, dg-ref-key...): a tool that copied it dropped its "
+            "x-amz-meta-* headers, so its bytes are a patch that cannot be turned back into "
+            "the file"
+        )
+    elif sha is None and (is_claimed(meta) or ref_key is not None):
+        problem = "it carries deltaglider metadata but no dg-file-sha256 to verify its bytes"
+    if sha is not None:
+        sha = sha.lower()
+
+    if problem is not None:
+        kind = ObjectKind.BROKEN
+    elif sha is None:
         kind = ObjectKind.PLAIN
     elif name_segment == "reference.bin" and (note == REFERENCE_NOTE or ref_key is None):
         kind = ObjectKind.REFERENCE
-    elif compression == "none" or note == PASSTHROUGH_NOTE or ref_key is None:
+    elif explicit_direct or ref_key is None:
         kind = ObjectKind.DIRECT
     else:
         kind = ObjectKind.DELTA
@@ -192,22 +277,56 @@ def decode(head: ObjectHead) -> StoredMeta:
         note=note,
         compression=compression,
         user_metadata=user,
+        local_ref_key=local_ref if kind is ObjectKind.DELTA and local_ref != ref_key else None,
+        problem=problem,
     )
 
 
+#: S3 limits user metadata to 2 KB: the UTF-8 bytes of every key and value, summed.
+MAX_METADATA_BYTES = 2048
+# An HTTP header name is a "token" (RFC 9110): these characters and nothing else.
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def metadata_size(metadata: Mapping[str, str]) -> int:
+    """The size S3 counts against its 2 KB metadata limit (keys and values, UTF-8 bytes)."""
+    return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in metadata.items())
+
+
+def fits(metadata: Mapping[str, str]) -> bool:
+    """True when ``metadata`` is within S3's 2 KB user-metadata limit."""
+    return metadata_size(metadata) <= MAX_METADATA_BYTES
+
+
 def validate_user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    """Check the caller's ``Metadata`` (ASCII keys and values) and return it lower-cased."""
+    """Check the caller's ``Metadata`` and return it with lower-cased keys.
+
+    Keys must be HTTP header tokens and values printable ASCII (S3 sends both as
+    ``x-amz-meta-*`` headers); anything else raises :class:`InvalidArgumentError`
+    naming the key, before anything is stored.
+    """
     if not metadata:
         return {}
     clean: dict[str, str] = {}
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidArgumentError(f"Metadata keys and values must be str, got {key!r}")
-        if not key or not key.isascii() or not value.isascii():
+        if not _TOKEN.match(key):
             raise InvalidArgumentError(
-                f"Metadata key {key!r}: S3 metadata keys and values must be non-empty ASCII"
+                f"Metadata key {key!r}: S3 metadata keys must be non-empty ASCII letters, "
+                "digits or !#$%&'*+.^_`|~- (they travel as HTTP header names)"
+            )
+        if not all(" " <= c <= "~" for c in value):
+            raise InvalidArgumentError(
+                f"Metadata value of {key!r}: S3 metadata values must be printable ASCII "
+                "(they travel as HTTP header values)"
             )
         clean[key.lower()] = value
+    if not fits({f"{USER_PREFIX}{k}": v for k, v in clean.items()}):
+        raise InvalidArgumentError(
+            f"Metadata is {metadata_size(clean)} bytes: S3 allows {MAX_METADATA_BYTES} bytes "
+            "of user metadata per object, deltaglider's own included"
+        )
     return clean
 
 
@@ -224,10 +343,16 @@ def _common(tool: str, sha256: str, size: int, md5: str, created_at: datetime) -
 def reference_metadata(
     *, tool: str, source_name: str, sha256: str, size: int, md5: str, created_at: datetime
 ) -> dict[str, str]:
-    """Metadata of a new ``reference.bin``."""
+    """Metadata of a new ``reference.bin``.
+
+    ``dg-source-name`` is informational: it is left out when the name would take the
+    metadata past S3's 2 KB.
+    """
     meta = _common(tool, sha256, size, md5, created_at)
-    meta["dg-source-name"] = encode_name(source_name)
     meta["dg-note"] = REFERENCE_NOTE
+    source = encode_name(source_name)
+    if fits({**meta, "dg-source-name": source}):
+        meta["dg-source-name"] = source
     return meta
 
 
@@ -245,8 +370,14 @@ def delta_metadata(
     delta_cmd: str,
     zero_diff: bool,
     user_metadata: Mapping[str, str],
-) -> dict[str, str]:
-    """Metadata of a ``.delta`` object."""
+    short_delta_cmd: str | None = None,
+) -> dict[str, str] | None:
+    """Metadata of a ``.delta`` object; None when it cannot fit S3's 2 KB limit.
+
+    Every field 6.x needs to read the delta is kept. ``dg-delta-cmd`` is descriptive: when
+    the names in it take the metadata past the limit, ``short_delta_cmd`` (the same
+    command without names) is written instead. A caller given None stores the file direct.
+    """
     meta = _common(tool, sha256, size, md5, created_at)
     meta["dg-original-name"] = encode_name(original_name)
     # Keys under a non-ASCII prefix are percent-encoded like names: values must be ASCII.
@@ -254,11 +385,14 @@ def delta_metadata(
     meta["dg-ref-path"] = encode_name(ref_key.rpartition("/")[2])
     meta["dg-ref-sha256"] = ref_sha256
     meta["dg-delta-size"] = str(delta_size)
-    meta["dg-delta-cmd"] = encode_name(delta_cmd)
     if zero_diff:
         meta["dg-note"] = ZERO_DIFF_NOTE
     meta.update({f"{USER_PREFIX}{k}": v for k, v in user_metadata.items()})
-    return meta
+    for cmd in (delta_cmd, short_delta_cmd):
+        if cmd is not None and fits({**meta, "dg-delta-cmd": encode_name(cmd)}):
+            meta["dg-delta-cmd"] = encode_name(cmd)
+            return meta
+    return None
 
 
 def direct_metadata(
@@ -271,12 +405,18 @@ def direct_metadata(
     created_at: datetime,
     user_metadata: Mapping[str, str],
 ) -> dict[str, str]:
-    """Metadata of a directly stored object."""
+    """Metadata of a directly stored object.
+
+    ``dg-original-name`` (the key's own last segment, which nothing needs to read the
+    object) is left out when it would take the metadata past S3's 2 KB.
+    """
     meta = _common(tool, sha256, size, md5, created_at)
-    meta["dg-original-name"] = encode_name(original_name)
     meta["dg-note"] = PASSTHROUGH_NOTE
     meta["dg-compression"] = "none"
     meta.update({f"{USER_PREFIX}{k}": v for k, v in user_metadata.items()})
+    name = encode_name(original_name)
+    if fits({**meta, "dg-original-name": name}):
+        meta["dg-original-name"] = name
     return meta
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._errors import InvalidRatioError, ReservedKeyError
-from .._models import DELTA_SUFFIX, REFERENCE_NAME
+from .._models import DELTA_SUFFIX, REFERENCE_NAME, DeltaSpace
 
 DELTA_EXTENSIONS = frozenset(
     {
@@ -48,6 +48,20 @@ def check_user_key(key: str) -> None:
         raise ReservedKeyError(
             f"object key {key!r} is reserved: names ending in '{DELTA_SUFFIX}' hold deltas"
         )
+
+
+#: S3 refuses keys longer than this many UTF-8 bytes.
+MAX_KEY_BYTES = 1024
+
+
+def delta_keys_fit(space: DeltaSpace, name: str) -> bool:
+    """True when the delta (``name.delta``) and the reference keys of ``name`` fit S3's limit.
+
+    A name whose logical key fits but whose ``.delta`` or ``reference.bin`` sibling would
+    not is stored direct, so every key S3 accepts stays storable.
+    """
+    keys = (space.key_for(name + DELTA_SUFFIX), space.reference_key)
+    return all(len(key.encode("utf-8")) <= MAX_KEY_BYTES for key in keys)
 
 
 def has_delta_extension(name: str) -> bool:

@@ -33,6 +33,7 @@ from .._errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
     StorageError,
+    UnverifiableObjectError,
     single_errors,
 )
 from .._models import (
@@ -89,6 +90,23 @@ class ResolvedObject:
     def etag(self) -> str:
         """The logical ETag: the quoted MD5 of the original bytes when recorded."""
         return f'"{self.meta.md5}"' if self.meta.md5 else self.head.etag
+
+    @property
+    def unreadable(self) -> UnverifiableObjectError | None:
+        """Why this object must not be read as a file (a ``BROKEN`` one), else None."""
+        if self.meta.kind is not meta_codec.ObjectKind.BROKEN:
+            return None
+        return UnverifiableObjectError(
+            f"s3://{self.stored.bucket}/{self.stored.key} cannot be read as "
+            f"{self.logical_key}: {self.meta.problem}. To repair it, restore its metadata "
+            f"(copy it back from a copy that kept its x-amz-meta-* headers) or upload "
+            f"{self.logical_key} again; any S3 tool still reads its raw bytes"
+        )
+
+    def check_readable(self) -> None:
+        """Raise :class:`UnverifiableObjectError` for an object whose bytes cannot be verified."""
+        if (error := self.unreadable) is not None:
+            raise error
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +254,13 @@ class AsyncDeltaService:
             with single_errors():
                 digest = await self.hasher.write_and_hash(chunks, staged)
                 head = await _read_head(staged, planner.SNIFF_BYTES)
-                if allow_delta and planner.is_delta_eligible(name, head, digest.size):
+                if (
+                    allow_delta
+                    and planner.is_delta_eligible(name, head, digest.size)
+                    and planner.delta_keys_fit(space, name)
+                    and self._delta_metadata(space, name, digest, 0, user_meta, probe=True)
+                    is not None
+                ):
                     return await self._put_delta(
                         staged, digest, space, name, ratio, user_meta, content_type
                     )
@@ -266,9 +290,10 @@ class AsyncDeltaService:
         await self.storage.put_file(
             space.bucket, key, staged, metadata=meta, content_type=content_type
         )
-        # The reference stays even if that was its last delta: the next version of the
-        # file is likely to delta well against it again (as 6.x does).
-        await self._remove_other_form(space.bucket, key + DELTA_SUFFIX)
+        if await self._remove_other_form(space.bucket, key + DELTA_SUFFIX):
+            # That may have been the last delta needing the space's reference: a reference
+            # nothing needs is invisible to listings yet billed, so it goes now.
+            await self.drop_unused_reference(space)
         self.metrics.increment("deltaglider.put", tags={"stored_as": "direct"})
         self.logger.info("stored direct", key=f"s3://{space.bucket}/{key}", size=digest.size)
         return PutSummary(
@@ -316,23 +341,11 @@ class AsyncDeltaService:
                         return await self._put_direct(
                             staged, digest, space, name, user_meta, content_type
                         )
-                    zero_diff = digest.sha256 == ref.sha256
-                    meta = meta_codec.delta_metadata(
-                        tool=self.tool_version,
-                        original_name=name,
-                        sha256=digest.sha256,
-                        size=digest.size,
-                        md5=digest.md5,
-                        created_at=self.clock.now(),
-                        ref_key=ref.key,
-                        ref_sha256=ref.sha256,
-                        delta_size=delta_size,
-                        delta_cmd=self.diff.describe_encode(
-                            REFERENCE_NAME, name, name + DELTA_SUFFIX
-                        ),
-                        zero_diff=zero_diff,
-                        user_metadata=user_meta,
-                    )
+                    meta = self._delta_metadata(space, name, digest, delta_size, user_meta, ref=ref)
+                    if meta is None:  # only a reference key longer than planned can do it
+                        return await self._put_direct(
+                            staged, digest, space, name, user_meta, content_type
+                        )
                     await self.storage.put_file(
                         space.bucket,
                         delta_key,
@@ -393,6 +406,39 @@ class AsyncDeltaService:
             reference_size=ref.size,
         )
 
+    def _delta_metadata(
+        self,
+        space: DeltaSpace,
+        name: str,
+        digest: FileDigest,
+        delta_size: int,
+        user_meta: Mapping[str, str],
+        *,
+        ref: _Reference | None = None,
+        probe: bool = False,
+    ) -> dict[str, str] | None:
+        """The metadata of the delta of ``name``; None when it cannot fit S3's 2 KB.
+
+        With ``probe`` the values whose length is not known yet (the delta size, the
+        reference's SHA-256) are stood in for by values at least as long, to decide before
+        encoding whether a delta is possible at all.
+        """
+        return meta_codec.delta_metadata(
+            tool=self.tool_version,
+            original_name=name,
+            sha256=digest.sha256,
+            size=digest.size,
+            md5=digest.md5,
+            created_at=self.clock.now(),
+            ref_key=space.reference_key if ref is None else ref.key,
+            ref_sha256="0" * 64 if ref is None else ref.sha256,
+            delta_size=10**18 if probe else delta_size,
+            delta_cmd=self.diff.describe_encode(REFERENCE_NAME, name, name + DELTA_SUFFIX),
+            short_delta_cmd=self.diff.describe_encode(REFERENCE_NAME, "FILE", "FILE.delta"),
+            zero_diff=ref is not None and digest.sha256 == ref.sha256,
+            user_metadata=user_meta,
+        )
+
     async def _roll_back(self, space: DeltaSpace, delta_key: str, state: _PutState) -> None:
         """Undo what a failed or cancelled delta put left behind (shielded, time-bounded).
 
@@ -422,7 +468,7 @@ class AsyncDeltaService:
         for _ in range(_CONFIRM_ATTEMPTS):
             head = await self.storage.head(bucket, ref_key)
             if head is None:
-                async with self._space_locks.hold((bucket, space.prefix)):
+                async with self._space_locks.hold(space):
                     head = await self.storage.head(bucket, ref_key)
                     if head is None:
                         created = await self._create_reference(space, staged, digest, name, state)
@@ -565,7 +611,7 @@ class AsyncDeltaService:
         have LISTed before our delta landed and delete the reference after we HEAD it:
         wait for it to finish first (then the HEAD sees the deletion and we restore).
         """
-        await self._dropping.wait_idle((space.bucket, space.prefix))
+        await self._dropping.wait_idle(space)
         head = await self.storage.head(space.bucket, ref.key)
         if head is not None:
             return _same_reference(head, ref)
@@ -660,9 +706,11 @@ class AsyncDeltaService:
     async def reconstruct(self, resolved: ResolvedObject, dest: Path) -> GetSummary:
         """Write the verified original bytes of ``resolved`` to ``dest``.
 
-        Raises :class:`IntegrityError` when they do not match the recorded SHA-256; the
-        caller owns ``dest`` and must discard it on error.
+        Raises :class:`IntegrityError` when they do not match the recorded SHA-256 (its
+        :class:`UnverifiableObjectError` when there is no usable one); the caller owns
+        ``dest`` and must discard it on error.
         """
+        resolved.check_readable()
         digest, hit = await self._reconstruct_unverified(resolved, dest)
         expected = resolved.meta.file_sha256
         if expected and digest.sha256 != expected:
@@ -757,6 +805,8 @@ class AsyncDeltaService:
         """
         resolved = await self.resolve(key)
         expected = resolved.meta.file_sha256 or ""
+        if (error := resolved.unreadable) is not None:
+            return VerifyResult(False, expected, "", str(error))
         path = self._tmp("verify")
         try:
             try:
@@ -800,9 +850,8 @@ class AsyncDeltaService:
         Puts of this service that stored a delta meanwhile wait for this to finish before
         they confirm their reference (and restore it if it was deleted under them).
         """
-        key = (space.bucket, space.prefix)
-        async with self._space_locks.hold(key):
-            with self._dropping.running(key):
+        async with self._space_locks.hold(space):
+            with self._dropping.running(space):
                 if await self._has_delta(space):
                     return False
                 if await self.storage.head(space.bucket, space.reference_key) is None:

@@ -309,15 +309,15 @@ async def test_reupload_replaces_the_other_form(
     assert set(list_keys(s3_admin, bucket)) == {"app/reference.bin", "app/app.zip.delta"}
 
     # The same name with unrelated bytes: the delta is too large, it is stored direct
-    # and the old .delta goes.
+    # and the old .delta goes, with the reference no delta needs any more.
     target.write_bytes(unrelated)
     assert (await service.put(target, space)).operation == "upload_direct"
-    assert set(list_keys(s3_admin, bucket)) == {"app/reference.bin", "app/app.zip"}
+    assert set(list_keys(s3_admin, bucket)) == {"app/app.zip"}
     assert await read_back(service, key_of(space, "app.zip"), tmp_path / "o") == unrelated
 
     # And back to a delta: the direct object goes.
     target.write_bytes(second.read_bytes())
-    assert (await service.put(target, space)).operation == "create_delta"
+    assert (await service.put(target, space)).operation == "create_reference"
     assert set(list_keys(s3_admin, bucket)) == {"app/reference.bin", "app/app.zip.delta"}
     assert await read_back(service, key_of(space, "app.zip"), tmp_path / "o") == second.read_bytes()
 

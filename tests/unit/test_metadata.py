@@ -21,7 +21,7 @@ SHA_A = "a" * 64
 SHA_B = "b" * 64
 LAST_MODIFIED = datetime(2020, 5, 6, 7, 8, 9, tzinfo=UTC)
 CREATED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "upstream-6.2.0"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "upstream-6.2.0"
 
 
 def head(key: str, metadata: dict[str, str], *, size: int = 10) -> ObjectHead:
@@ -277,7 +277,12 @@ def test_ref_key_wins_over_ref_path() -> None:
     ("key", "metadata", "kind"),
     [
         ("d/a.zip", {}, ObjectKind.PLAIN),
-        ("d/a.zip", {"dg-tool": "x", "dg-ref-key": "d/reference.bin"}, ObjectKind.PLAIN),
+        # Claimed by deltaglider (dg-* keys) but with no SHA-256 to check: never served.
+        ("d/a.zip", {"dg-tool": "x", "dg-ref-key": "d/reference.bin"}, ObjectKind.BROKEN),
+        ("d/a.zip.delta", {}, ObjectKind.BROKEN),
+        ("d/a.zip.delta", {"dg-ref-key": "d/reference.bin"}, ObjectKind.BROKEN),
+        ("d/a.zip", {"dg-file-sha256": "not-a-sha"}, ObjectKind.BROKEN),
+        ("d/a.zip", {"note": "a user's own note"}, ObjectKind.PLAIN),
         ("d/a.zip.delta", {"dg-file-sha256": SHA_A}, ObjectKind.DIRECT),
         (
             "d/a.zip.delta",
@@ -323,7 +328,6 @@ def test_sizes_of_direct_objects_fall_back_to_the_stored_size() -> None:
     assert delta.file_size is None  # the stored size is the delta's, not the file's
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="6.2.0 fixture bucket not available")
 def test_every_object_written_by_6x_is_classified() -> None:
     manifest = json.loads((FIXTURE / "manifest.json").read_text())
     kinds = set()
