@@ -63,7 +63,6 @@ from ._factory import ServiceBundle, build_service
 from ._migrate import MigrationReport
 from ._models import (
     DELTA_SUFFIX,
-    INTERNAL_PREFIX,
     REFERENCE_NAME,
     BucketStats,
     DeltaSpace,
@@ -75,6 +74,7 @@ from ._models import (
 from ._stats import StatsMode
 from .adapters.logging import LOGGER_NAME
 from .core import metadata as meta_codec
+from .core.keys import is_hidden
 from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
 from .core.planner import check_user_key, validate_ratio
 from .core.service import AsyncDeltaService, ResolvedObject
@@ -653,21 +653,22 @@ class AsyncDeltaGliderClient:
     async def delete_bucket(self, Bucket: str) -> shape.BucketResponse:
         """Delete an empty bucket; deleting a bucket that does not exist succeeds (idempotent).
 
-        deltaglider's own objects under ``.deltaglider/`` (the stats cache) do not count:
-        they are removed with the bucket. Any other object makes it raise
+        "Empty" means what listings show: deltaglider's own objects (the stats cache under
+        ``.deltaglider/``, and ``reference.bin`` files, which no delta needs once no object
+        is visible) are removed with the bucket. Any visible object makes it raise
         :class:`BucketNotEmptyError`, and nothing is deleted.
         """
         bucket = _bucket(Bucket)
         storage = self._bundle.storage
-        internal: list[str] = []
+        hidden: list[str] = []
         try:
             async for info in storage.iter_objects(bucket):
-                if not info.key.startswith(INTERNAL_PREFIX):
+                if not is_hidden(info.key):
                     break
-                internal.append(info.key)
+                hidden.append(info.key)
             else:
-                if internal:
-                    await storage.delete_many(bucket, internal)
+                if hidden:
+                    await storage.delete_many(bucket, hidden)
             await storage.delete_bucket(bucket)
         except BucketNotFoundError:
             pass

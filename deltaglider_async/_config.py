@@ -19,6 +19,16 @@ DEFAULT_METADATA_CONCURRENCY = 32
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
+def _flag(value: str, name: str) -> bool:
+    """A boolean environment variable: 1/true/yes/on or 0/false/no/off."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise InvalidArgumentError(f"{name} must be 1/true/yes/on or 0/false/no/off, got {value!r}")
+
+
 def default_concurrency() -> int:
     """Default bound on in-flight operations: enough for S3 latency, bounded for xdelta3."""
     return max(4, min(32, (os.cpu_count() or 2) * 4))
@@ -31,6 +41,9 @@ class DeltaGliderConfig:
     ``xdelta_level`` and ``xdelta_secondary`` choose xdelta3's compression (``-9``,
     ``-S djw``...). ``max_window`` caps xdelta3's source window (``-B``), whose memory
     is reserved up front. ``max_diff_processes`` bounds concurrent xdelta3 children.
+    ``compressed_references`` lets files that xdelta3 decompresses (gzip, bzip2, xz,
+    compress) become references: better savings for such files, but deltaglider 6.x can
+    no longer read their directories' deltas (``DG_COMPRESSED_REFERENCES=1``).
     """
 
     endpoint_url: str | None = None
@@ -52,6 +65,7 @@ class DeltaGliderConfig:
     max_attempts: int = 5
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    compressed_references: bool = False
 
     def __post_init__(self) -> None:
         validate_ratio(self.max_ratio)
@@ -118,6 +132,10 @@ class DeltaGliderConfig:
             values["region_name"] = env["AWS_REGION"]
         if env.get("DG_MAX_RATIO"):
             values["max_ratio"] = validate_ratio(env["DG_MAX_RATIO"], source="DG_MAX_RATIO")
+        if env.get("DG_COMPRESSED_REFERENCES"):
+            values["compressed_references"] = _flag(
+                env["DG_COMPRESSED_REFERENCES"], "DG_COMPRESSED_REFERENCES"
+            )
         if env.get("DG_MAX_CONCURRENCY"):
             try:
                 values["max_concurrency"] = int(env["DG_MAX_CONCURRENCY"])

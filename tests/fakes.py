@@ -900,11 +900,15 @@ class InMemoryStorage:
 
         return await self._put(bucket, key, read, metadata, content_type, False)
 
-    async def delete(self, bucket: str, key: str) -> None:
-        """Delete one object; a missing key is not an error."""
+    async def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
+        """Delete one object; a missing key is not an error; ``if_match`` as S3's If-Match."""
 
         async def action() -> None:
-            self._bucket(bucket).pop(key, None)
+            objects = self._bucket(bucket)
+            current = objects.get(key)
+            if if_match is not None and current is not None and current.etag != if_match:
+                raise PreconditionFailedError(f"s3://{bucket}/{key} has changed (If-Match)")
+            objects.pop(key, None)
 
         await self._run(Request("delete", bucket, key), action)
 

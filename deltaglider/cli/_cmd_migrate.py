@@ -123,11 +123,11 @@ def migrate(
     for refused in result.refused:
         reason = str(refused.error).partition(" is not migrated: ")[2] or str(refused.error)
         report.add(Outcome("skip", refused.source, detail=f"not migrated: {reason}"))
+    refused = f"{len(result.refused)} not migrable (see skip lines), " if result.refused else ""
     report.out.info(
         f"{'Would migrate' if dry_run else 'Migrated'} "
         f"{len(result.planned) if dry_run else len(result.migrated)} objects, "
-        f"{len(result.skipped)} already present, {len(result.refused)} not migrable, "
-        f"{len(result.failed)} failed"
+        f"{len(result.skipped)} already present, {refused}{len(result.failed)} failed"
     )
     report.finish(
         "objects",

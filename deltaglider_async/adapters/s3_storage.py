@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Self, cast
 import aioboto3
 import aiohttp
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from aiobotocore.config import AioConfig
 from botocore.exceptions import (
@@ -120,6 +121,8 @@ _ACCESS_DENIED_CODES: Final = frozenset(
 )
 _PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "412"})
 _NOT_IMPLEMENTED_CODES: Final = frozenset({"NotImplemented", "501"})
+#: Answers of a server that does not implement a conditional header it was sent.
+_CONDITION_REFUSED_CODES: Final = frozenset({"NotImplemented", "501", "InvalidArgument"})
 _INVALID_ARGUMENT_CODES: Final = frozenset(
     {"InvalidBucketName", "InvalidArgument", "InvalidRange", "KeyTooLongError", "MetadataTooLarge"}
 )
@@ -462,6 +465,7 @@ class S3Storage:
         self._stack = AsyncExitStack()
         self._client: S3Client | None = None
         self._lock: anyio.Lock | None = None
+        self._conditional_deletes = True
 
     @property
     def config(self) -> DeltaGliderConfig:
@@ -793,10 +797,13 @@ class S3Storage:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": metadata}
         if content_type is not None:
             params["ContentType"] = content_type
-        with translating("CreateMultipartUpload", bucket, key):
+        # Shielded: cancelled in flight, the upload would exist on the server with an
+        # UploadId this process never learns, and nothing could abort it.
+        with translating("CreateMultipartUpload", bucket, key), anyio.CancelScope(shield=True):
             created = await client.create_multipart_upload(**params)
         upload_id = created["UploadId"]
         try:
+            await anyio.lowlevel.checkpoint()  # a cancellation that arrived meanwhile
             if _retried(created):
                 # The answer to an earlier attempt was lost: that attempt may have started
                 # an upload no one would ever complete or abort.
@@ -943,11 +950,31 @@ class S3Storage:
             resp = await client.put_object(**params)
         return PutResult(etag=resp.get("ETag", ""), version_id=resp.get("VersionId"))
 
-    async def delete(self, bucket: str, key: str) -> None:
-        """Delete one object; a missing key is not an error, a missing bucket is."""
+    async def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
+        """Delete one object; a missing key is not an error, a missing bucket is.
+
+        With ``if_match`` the request carries ``If-Match: <etag>``: a different version
+        raises :class:`PreconditionFailedError`. A server that refuses the header
+        (``NotImplemented``) gets unconditional deletes from then on; servers that ignore
+        it delete unconditionally (callers do not rely on the condition for safety).
+        """
         client = await self._s3()
-        with translating("DeleteObject", bucket, key):
-            await client.delete_object(Bucket=bucket, Key=key)
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if if_match is not None and self._conditional_deletes:
+            params["IfMatch"] = if_match
+        with translating("DeleteObject", bucket, key, conditional="IfMatch" in params):
+            try:
+                await client.delete_object(**params)
+            except ClientError as exc:
+                code = _error_code(exc)
+                if "IfMatch" in params and code in _NOT_FOUND_CODES:
+                    return  # already gone (AWS answers 404 to a conditional delete)
+                if "IfMatch" in params and code in _CONDITION_REFUSED_CODES:
+                    _log.info("the server refuses conditional deletes; deleting unconditionally")
+                    self._conditional_deletes = False
+                    await client.delete_object(Bucket=bucket, Key=key)
+                    return
+                raise
 
     async def delete_many(self, bucket: str, keys: Sequence[str]) -> list[DeleteFailure]:
         """Delete ``keys``: DeleteObjects in batches of ``delete_batch_size`` (Quiet).

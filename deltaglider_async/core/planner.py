@@ -81,6 +81,21 @@ def has_archive_signature(head: bytes) -> bool:
     return magic == b"ustar"
 
 
+#: First bytes that make xdelta3 decompress a file it is given, unless run with ``-D``:
+#: gzip, bzip2, xz and Unix compress (measured with xdelta3 3.0.11 and 3.2.0).
+EXTERNALLY_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x1f\x9d")
+
+
+def decompressed_by_xdelta3(head: bytes) -> bool:
+    """True when xdelta3 without ``-D`` would decompress a file starting with ``head``.
+
+    deltaglider 6.x decodes with ``xdelta3 -d -s REF`` (no ``-D``): a reference starting
+    like this is decompressed first, and every delta against it fails to decode. Such a
+    file must not become a reference if 6.x is to read the deltas.
+    """
+    return head.startswith(EXTERNALLY_COMPRESSED)
+
+
 def is_delta_eligible(name: str, head: bytes, size: int) -> bool:
     """Eligible by extension or by content signature; empty files never are."""
     if size == 0:

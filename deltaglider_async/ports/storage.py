@@ -172,8 +172,13 @@ class StoragePort(Protocol):
         """Upload a small in-memory body in one request."""
         ...
 
-    async def delete(self, bucket: str, key: str) -> None:
-        """Delete one object; deleting a missing key is not an error."""
+    async def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
+        """Delete one object; deleting a missing key is not an error.
+
+        With ``if_match`` (an ETag) only that version is deleted: a different one raises
+        :class:`PreconditionFailedError`. Servers that do not support conditional deletes
+        delete unconditionally (callers must not rely on the condition for safety).
+        """
         ...
 
     async def delete_many(self, bucket: str, keys: Sequence[str]) -> list[DeleteFailure]:

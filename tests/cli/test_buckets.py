@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import random
 import uuid
 from pathlib import Path
 from typing import Any
 
-from .conftest import Cli, empty_and_delete
+from tests.archives import make_zip_versions
+
+from .conftest import Cli, empty_and_delete, raw_keys
 
 
 def _bucket_names(admin: Any) -> set[str]:
@@ -66,3 +70,44 @@ def test_a_key_is_not_a_bucket(dg: Cli) -> None:
 
     assert result.exit_code == 2
     assert "expected a bucket" in result.stderr
+
+
+def test_no_invisible_reference_is_left_behind(
+    dg_any: Cli, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    # Upload a zip, replace it with a version that does not delta well (stored direct),
+    # then remove it: nothing may remain, not even an invisible reference.
+    versions = make_zip_versions(tmp_path / "v", 1, size=40_000)
+    (tmp_path / "a.zip").write_bytes(versions[0].read_bytes())
+    assert dg_any("cp", "a.zip", f"s3://{bucket}/d/").exit_code == 0
+    (tmp_path / "a.zip").write_bytes(random.Random(1).randbytes(40_000))
+    assert dg_any("cp", "a.zip", f"s3://{bucket}/d/").exit_code == 0
+    assert raw_keys(s3_admin, bucket) == {"d/a.zip": 40_000}
+
+    assert dg_any("rm", f"s3://{bucket}/d/a.zip").exit_code == 0
+    assert raw_keys(s3_admin, bucket) == {}
+    stats = json.loads(dg_any("stats", bucket, "--json", "--no-cache").stdout)
+    assert stats["space_saved"] >= 0
+
+
+def test_references_left_by_other_tools_are_handled(
+    dg_any: Cli, bucket: str, s3_admin: Any
+) -> None:
+    # 6.x leaves a directory's reference.bin when its last delta goes.
+    meta = {"dg-file-sha256": "0" * 64, "dg-note": "reference", "dg-file-size": "5000"}
+    for key in ("old/reference.bin", "older/reference.bin"):
+        s3_admin.put_object(Bucket=bucket, Key=key, Body=b"x" * 5000, Metadata=meta)
+    s3_admin.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+
+    ls = dg_any("ls", "-r", f"s3://{bucket}")
+    stats = json.loads(dg_any("stats", bucket, "--json", "--no-cache").stdout)
+    assert len(ls.stdout.splitlines()) == stats["object_count"] == 1
+    assert stats["space_saved"] >= 0
+    assert 0.0 <= stats["average_compression_ratio"] <= 1.0
+
+    assert dg_any("rm", "-r", f"s3://{bucket}/old/").exit_code == 0
+    assert set(raw_keys(s3_admin, bucket)) == {"older/reference.bin", "kept.txt"}
+    assert dg_any("rm", f"s3://{bucket}/kept.txt").exit_code == 0
+    # Only an unused reference is left: the bucket counts as empty.
+    result = dg_any("rb", f"s3://{bucket}")
+    assert result.exit_code == 0, result.stderr

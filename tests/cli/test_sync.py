@@ -120,3 +120,26 @@ def test_s3_to_s3_sync(dg: Cli, moto_bucket: str, moto_admin: Any, dist: Path) -
     assert sum(line.startswith("copy: ") for line in first.stdout.splitlines()) == 5
     assert again.stdout == ""
     assert "b/sub/app-1.0.3.zip.delta" in raw_keys(moto_admin, moto_bucket)
+
+
+def test_sync_from_a_missing_source_deletes_nothing(
+    dg: Cli, moto_bucket: str, moto_admin: Any, dist: Path, tmp_path: Path
+) -> None:
+    # A misspelled source must never read as "empty" and wipe the destination.
+    dg("sync", "dist", f"s3://{moto_bucket}/rel/")
+    dg("sync", f"s3://{moto_bucket}/rel/", "mirror")
+    before_s3 = raw_keys(moto_admin, moto_bucket)
+    before_local = sorted(p.relative_to(tmp_path) for p in (tmp_path / "mirror").rglob("*"))
+
+    cases = [
+        ("sync", "--delete", f"s3://{moto_bucket}/rle/", "mirror"),
+        ("sync", "--delete", f"s3://{moto_bucket}/rle", f"s3://{moto_bucket}/rel/"),
+        ("sync", "--delete", "no-such-dir/", f"s3://{moto_bucket}/rel/"),
+    ]
+    for args in cases:
+        result = dg(*args)
+        assert result.exit_code == 3, (args, result.stderr)
+        assert "does not exist" in result.stderr
+        assert raw_keys(moto_admin, moto_bucket) == before_s3
+        after = sorted(p.relative_to(tmp_path) for p in (tmp_path / "mirror").rglob("*"))
+        assert after == before_local

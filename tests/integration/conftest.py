@@ -47,6 +47,7 @@ def bundle_with_storage(
         metrics=metrics if metrics is not None else NoopMetrics(),
         tool_version=config.tool_version,
         max_ratio=config.max_ratio,
+        compressed_references=config.compressed_references,
     )
     return ServiceBundle(
         config=config, service=service, storage=storage, cache=base.cache, diff=base.diff

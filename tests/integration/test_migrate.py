@@ -116,9 +116,12 @@ async def test_plain_bucket_is_migrated_and_a_rerun_copies_nothing(
         f"s3://{source_bucket}/{k}" for k in plain_source
     )
     assert report.skipped == report.planned == []
+    # The directory marker is no file: reported as not migrated, with the reason.
+    assert [r.source for r in report.refused] == [f"s3://{source_bucket}/apps/"]
+    assert "directory marker" in str(report.refused[0].error)
     assert report.bytes_in == sum(len(v) for v in plain_source.values())
     assert 0 < report.bytes_stored < report.bytes_in
-    assert len(events) == len(plain_source)
+    assert len(events) == len(plain_source) + 1
     keys = list_keys(s3_admin, bucket)
     # One reference per deltaspace of zips; every zip a delta, the texts direct.
     assert sorted(k for k in keys if k.endswith("reference.bin")) == sorted(
@@ -265,3 +268,42 @@ def test_shard_of_is_a_stable_hash() -> None:
     spaces = ["", "apps/a", "apps/b", "libs/c", "tools/d"]
     assert [shard_of(s, 7) for s in spaces] == [1, 2, 5, 2, 1]
     assert all(shard_of(s, 1) == 0 for s in spaces)
+
+
+async def test_nothing_the_user_owns_is_dropped_or_renamed(
+    client: AsyncDeltaGliderClient, bucket: str, source_bucket: str, s3_admin: Any
+) -> None:
+    # A plain bucket whose objects happen to carry names the storage format reserves.
+    plain = {
+        "reference.bin": b"my own reference data",
+        "maps/reference.bin": b"another one",
+        "game-1.1.delta": b"\xd6\xc3\xc4\x00 a user's own xdelta patch",
+        "both/x.zip": b"direct form",
+        "both/x.zip.delta": b"not a deltaglider delta",
+        "docs/": b"",
+        "docs/guide.txt": b"guide",
+    }
+    for key, data in plain.items():
+        s3_admin.put_object(Bucket=source_bucket, Key=key, Body=data)
+    src = f"s3://{source_bucket}"
+
+    report = await migrate(client, src, f"s3://{bucket}/copy/")
+
+    assert report.ok, [r.error for r in report.failed]
+    migrated = sorted(r.source for r in report.migrated)
+    refused = {r.source: str(r.error) for r in report.refused}
+    # Every source object is in exactly one list.
+    assert sorted(migrated + list(refused)) == sorted(f"{src}/{k}" for k in plain)
+    assert migrated == [f"{src}/both/x.zip", f"{src}/docs/guide.txt"]
+    assert "reserved" in refused[f"{src}/reference.bin"]
+    assert "reserved" in refused[f"{src}/maps/reference.bin"]
+    assert "reserves for deltas" in refused[f"{src}/game-1.1.delta"]
+    assert "also exists as both/x.zip" in refused[f"{src}/both/x.zip.delta"]
+    assert "directory marker" in refused[f"{src}/docs/"]
+    # Nothing was renamed: no 'game-1.1' appeared at the destination.
+    listed = await client.list_objects(Bucket=bucket, Prefix="copy/")
+    assert [o["Key"] for o in listed["Contents"]] == ["copy/both/x.zip", "copy/docs/guide.txt"]
+    assert not any("game" in k for k in list_keys(s3_admin, bucket))
+    # A dry run reports the same.
+    dry = await migrate(client, src, f"s3://{bucket}/again/", dry_run=True)
+    assert sorted(r.source for r in dry.refused) == sorted(refused)

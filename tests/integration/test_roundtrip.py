@@ -31,6 +31,8 @@ from .support import (
     sha256_file,
 )
 
+#: Formats whose files start with a signature xdelta3 decompresses (gzip, xz).
+COMPRESSED_FORMATS = ("tar.gz", "gz", "xz")
 CREATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 COMMON_KEYS = {"dg-tool", "dg-file-sha256", "dg-file-size", "dg-md5", "dg-created-at"}
 REFERENCE_KEYS = COMMON_KEYS | {"dg-source-name", "dg-note"}
@@ -62,6 +64,10 @@ async def test_archive_versions_round_trip(
 ) -> None:
     paths = make_versions(tmp_path / "src", 3, fmt, seed=11)
     space = DeltaSpace(bucket, f"releases/{fmt}")
+    if fmt in COMPRESSED_FORMATS:
+        # By default these are stored direct (6.x could not decode deltas against them);
+        # the opt-in stores them as deltas only this package reads, byte-exactly.
+        service = make_bundle(compressed_references=True).service
 
     summaries = [await service.put(path, space) for path in paths]
 
@@ -93,6 +99,22 @@ async def test_archive_versions_round_trip(
         by_delta = await read_back(reader, ObjectKey(bucket, summary.key), tmp_path / "out-d")
         assert by_delta == expected
         assert (await reader.verify(logical)).valid
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED_FORMATS)
+async def test_compressed_files_are_stored_direct_unless_allowed(
+    service: AsyncDeltaService, bucket: str, s3_admin: Any, tmp_path: Path, fmt: str
+) -> None:
+    # xdelta3 without -D (as 6.x decodes) decompresses a gzip/xz/bzip2 reference: such a
+    # file never becomes a reference by default, so 6.x can read every delta written.
+    paths = make_versions(tmp_path / "src", 2, fmt, seed=5)
+    space = DeltaSpace(bucket, f"pkgs/{fmt}")
+    summaries = [await service.put(path, space) for path in paths]
+    assert [s.operation for s in summaries] == ["upload_direct", "upload_direct"]
+    assert f"pkgs/{fmt}/reference.bin" not in list_keys(s3_admin, bucket)
+    for path in paths:
+        key = ObjectKey(bucket, f"pkgs/{fmt}/{path.name}")
+        assert await read_back(service, key, tmp_path / "o") == path.read_bytes()
 
 
 async def test_first_upload_writes_reference_and_zero_diff_delta(

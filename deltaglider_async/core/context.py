@@ -1,0 +1,105 @@
+"""What every core operation shares: the ports, the private work directory, per-space locks.
+
+One :class:`CoreContext` belongs to one :class:`~deltaglider_async.core.service.AsyncDeltaService`;
+the write, read, reference and delete modules all take it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from ..ports.cache import ReferenceCachePort
+from ..ports.clock import ClockPort
+from ..ports.diff import DiffPort
+from ..ports.hash import HashPort
+from ..ports.logger import LoggerPort
+from ..ports.metrics import MetricsPort
+from ..ports.storage import StoragePort
+from .locks import KeyedActivity, KeyedLocks
+
+__all__ = ["CHUNK", "CoreContext", "file_chunks", "read_head", "remove_quietly"]
+
+#: Bytes per read when streaming files.
+CHUNK = 1024 * 1024
+
+
+@dataclass(slots=True)
+class CoreContext:
+    """The ports of one service, its work directory and its per-deltaspace coordination.
+
+    ``space_locks`` serialise reference creation and deletion within one deltaspace;
+    ``dropping`` marks deltaspaces whose unused reference is being deleted, so a put that
+    just stored a delta can wait for that to finish before it checks its reference.
+    """
+
+    storage: StoragePort
+    diff: DiffPort
+    hasher: HashPort
+    cache: ReferenceCachePort
+    clock: ClockPort
+    logger: LoggerPort
+    metrics: MetricsPort
+    tool_version: str
+    work_root: Path | None = None
+    work_dir: Path | None = None
+    space_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    dropping: KeyedActivity = field(default_factory=KeyedActivity)
+
+    def tmp(self, label: str) -> Path:
+        """A fresh path in the private work directory (mode 0700, made on first use)."""
+        if self.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="deltaglider-work-", dir=self.work_root))
+        return self.work_dir / f"{secrets.token_hex(8)}-{label}"
+
+    async def remove_work_dir(self) -> None:
+        """Remove the work directory and everything in it; idempotent."""
+        work, self.work_dir = self.work_dir, None
+        if work is not None:
+            await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Record the duration of the block as the timing ``name``."""
+        start = anyio.current_time()
+        try:
+            yield
+        finally:
+            self.metrics.timing(name, anyio.current_time() - start)
+
+    async def cache_store(self, sha256: str, path: Path) -> None:
+        """Put a verified reference in the local cache; failing only costs a later download."""
+        try:
+            await self.cache.store(sha256, path)
+        except OSError as exc:
+            self.logger.warning("could not cache a reference", sha256=sha256, error=str(exc))
+
+
+async def file_chunks(path: Path) -> AsyncGenerator[bytes, None]:
+    """The bytes of a local file in chunks of :data:`CHUNK`."""
+    async with await anyio.open_file(path, "rb") as f:
+        while chunk := await f.read(CHUNK):
+            yield chunk
+
+
+async def read_head(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes of a local file."""
+    async with await anyio.open_file(path, "rb") as f:
+        return await f.read(size)
+
+
+async def remove_quietly(path: Path) -> None:
+    """Delete a local file if it exists, even when cancelled; errors are ignored."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await anyio.Path(path).unlink(missing_ok=True)
+        except OSError:
+            pass

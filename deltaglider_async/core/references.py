@@ -1,0 +1,367 @@
+"""The reference lifecycle: find a deltaspace's reference, create it, confirm it, drop it.
+
+A deltaspace's ``reference.bin`` is what its deltas are encoded against (SPEC §3):
+
+* **find or create** (:meth:`ReferenceStore.for_put`): the first eligible upload of a
+  space writes it with a conditional PUT (``If-None-Match: *``); a writer that loses the
+  race uses the winner's. Where the server refuses conditional writes, PUT then HEAD tells
+  who won. Within one process a lock per space serialises creation.
+* **confirm** (:meth:`ReferenceStore.confirm`): after a delta is stored, the reference it
+  was encoded against must still be the stored one; if it vanished (its last other delta
+  was deleted meanwhile) it is restored from the verified local copy.
+* **drop** (:meth:`ReferenceStore.drop_unused`): a reference no delta needs is deleted by
+  the operation that made it unneeded.
+* **read** (:meth:`ReferenceStore.fetch_for_delta`): a delta is decoded against the
+  reference whose SHA-256 matches its ``dg-ref-sha256``: its recorded ``dg-ref-key``, or the
+  reference of its own directory (``dg-ref-path``) when the recorded one is gone or lies
+  elsewhere, as in a copy made by another tool. The local cache serves any of them by
+  SHA-256.
+
+No interleaving of writers may leave a delta whose reference is not the one recorded in
+its ``dg-ref-sha256``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from .._errors import (
+    ConditionalWriteNotSupportedError,
+    IntegrityError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+)
+from .._models import DeltaSpace
+from ..ports.hash import FileDigest
+from ..ports.storage import ObjectHead
+from . import metadata as meta_codec
+from . import planner
+from .context import CoreContext, read_head, remove_quietly
+from .keys import KeyRole, role
+
+__all__ = ["Reference", "ReferenceStore"]
+
+#: Attempts at finding a reference that keeps being deleted and re-created under us.
+ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class Reference:
+    """A verified local copy of a stored reference.
+
+    ``path`` is the staged upload itself when this put ``created`` the reference, else a
+    private copy (released with :meth:`ReferenceStore.release`). ``head_bytes`` are its
+    first bytes, which tell whether xdelta3 would decompress it.
+    """
+
+    key: str
+    sha256: str
+    size: int
+    path: Path
+    metadata: dict[str, str]
+    created: bool
+    cache_hit: bool
+    head_bytes: bytes
+    etag: str | None = None
+
+
+class _Mismatch(IntegrityError):
+    """A stored reference's bytes do not match the SHA-256 expected of them."""
+
+
+class ReferenceStore:
+    """Finds, creates, confirms, reads and drops the references of deltaspaces."""
+
+    def __init__(self, ctx: CoreContext) -> None:
+        self._ctx = ctx
+
+    # ------------------------------------------------------------------ write side
+
+    async def for_put(
+        self,
+        space: DeltaSpace,
+        staged: Path,
+        digest: FileDigest,
+        name: str,
+        *,
+        may_create: bool,
+        on_created: Callable[[], None],
+    ) -> Reference | None:
+        """The reference to encode ``staged`` against, creating it from ``staged`` if none.
+
+        Returns None when the space has no reference and ``may_create`` is False.
+        ``on_created`` is called as soon as this call has written a reference (even one a
+        concurrent writer then replaced), so the caller can roll it back on failure.
+        """
+        storage = self._ctx.storage
+        bucket, ref_key = space.bucket, space.reference_key
+        for _ in range(ATTEMPTS):
+            head = await storage.head(bucket, ref_key)
+            if head is None:
+                if not may_create:
+                    return None
+                async with self._ctx.space_locks.hold(space):
+                    head = await storage.head(bucket, ref_key)
+                    if head is None:
+                        created = await self._create(space, staged, digest, name, on_created)
+                        if created is not None:
+                            return created
+                        head = await storage.head(bucket, ref_key)
+                if head is None:
+                    continue  # another writer's reference was deleted again: start over
+            try:
+                return await self.load(bucket, head)
+            except ObjectNotFoundError:
+                # Deleted between HEAD and GET (its last delta went away): start over.
+                continue
+            except IntegrityError:
+                # Replaced between HEAD and GET (another writer re-created it, or a server
+                # that ignores If-None-Match let a second writer overwrite it)?
+                now = await storage.head(bucket, ref_key)
+                if now is not None and _same_head(now, head):
+                    raise  # the same object, really corrupted
+                continue
+        raise StorageError(
+            f"reference s3://{bucket}/{ref_key} kept disappearing while storing "
+            f"{space.key_for(name)}"
+        )
+
+    async def _create(
+        self,
+        space: DeltaSpace,
+        staged: Path,
+        digest: FileDigest,
+        name: str,
+        on_created: Callable[[], None],
+    ) -> Reference | None:
+        """Write ``staged`` as the space's reference; None when another writer won."""
+        ctx = self._ctx
+        bucket, ref_key = space.bucket, space.reference_key
+        meta = meta_codec.reference_metadata(
+            tool=ctx.tool_version,
+            source_name=name,
+            sha256=digest.sha256,
+            size=digest.size,
+            md5=digest.md5,
+            created_at=ctx.clock.now(),
+        )
+        try:
+            await ctx.storage.put_file(bucket, ref_key, staged, metadata=meta, if_none_match=True)
+        except PreconditionFailedError:
+            ctx.logger.debug("another writer created the reference", key=ref_key)
+            return None
+        except ConditionalWriteNotSupportedError:
+            ctx.logger.warning(
+                "server refuses conditional writes; falling back to PUT then HEAD", bucket=bucket
+            )
+            await ctx.storage.put_file(bucket, ref_key, staged, metadata=meta)
+        on_created()
+        # Servers that ignore If-None-Match overwrite silently: read back who won.
+        head = await ctx.storage.head(bucket, ref_key)
+        if head is None or meta_codec.decode(head).file_sha256 != digest.sha256:
+            return None
+        await ctx.cache_store(digest.sha256, staged)
+        ctx.metrics.increment("deltaglider.reference.created")
+        return Reference(
+            key=ref_key,
+            sha256=digest.sha256,
+            size=digest.size,
+            path=staged,
+            metadata=meta,
+            created=True,
+            cache_hit=False,
+            head_bytes=await read_head(staged, planner.SNIFF_BYTES),
+            etag=head.etag,
+        )
+
+    async def load(self, bucket: str, head: ObjectHead) -> Reference:
+        """A verified local copy of the reference described by ``head``."""
+        sha = meta_codec.decode(head).file_sha256
+        path, sha, hit = await self.fetch(bucket, head.key, sha)
+        try:
+            size = (await anyio.Path(path).stat()).st_size
+            first = await read_head(path, planner.SNIFF_BYTES)
+        except BaseException:
+            await remove_quietly(path)
+            raise
+        return Reference(
+            key=head.key,
+            sha256=sha,
+            size=size,
+            path=path,
+            metadata=dict(head.metadata),
+            created=False,
+            cache_hit=hit,
+            head_bytes=first,
+            etag=head.etag,
+        )
+
+    async def confirm(self, space: DeltaSpace, ref: Reference) -> bool:
+        """Check the stored reference is still ``ref``, restoring it if it vanished.
+
+        True when the delta just written is consistent; False when the space now holds
+        another reference, to re-encode against.
+
+        The delta is already stored, so a :meth:`drop_unused` of this service that starts
+        from now on LISTs it and keeps the reference. One already running may have LISTed
+        before the delta landed and delete the reference after this HEAD: wait for it to
+        finish first (then the HEAD sees the deletion and the reference is restored).
+        """
+        ctx = self._ctx
+        await ctx.dropping.wait_idle(space)
+        head = await ctx.storage.head(space.bucket, ref.key)
+        if head is not None:
+            return _same_reference(head, ref)
+        # The last delta of the space was deleted concurrently and the reference with it:
+        # restore it from the verified local copy.
+        ctx.logger.warning("reference vanished, restoring it", key=ref.key)
+        try:
+            await ctx.storage.put_file(
+                space.bucket, ref.key, ref.path, metadata=ref.metadata, if_none_match=True
+            )
+        except PreconditionFailedError:
+            pass
+        except ConditionalWriteNotSupportedError:
+            await ctx.storage.put_file(space.bucket, ref.key, ref.path, metadata=ref.metadata)
+        head = await ctx.storage.head(space.bucket, ref.key)
+        if head is None or not _same_reference(head, ref):
+            return False
+        # Restored: its ETag may differ from the one known (multipart uploads).
+        ref.etag = head.etag
+        return True
+
+    async def release(self, ref: Reference, staged: Path) -> None:
+        """Remove the private local copy of ``ref`` (never the staged upload itself)."""
+        if ref.path != staged:
+            await remove_quietly(ref.path)
+
+    async def drop_unused(self, space: DeltaSpace) -> bool:
+        """Delete the space's reference when no ``.delta`` is left in it; True if deleted.
+
+        Puts of this service that stored a delta meanwhile wait for this to finish before
+        they confirm their reference (and restore it if it was deleted under them).
+        """
+        ctx = self._ctx
+        async with ctx.space_locks.hold(space):
+            with ctx.dropping.running(space):
+                if await self.has_delta(space):
+                    return False
+                if await ctx.storage.head(space.bucket, space.reference_key) is None:
+                    return False
+                await ctx.storage.delete(space.bucket, space.reference_key)
+                ctx.logger.info("deleted unused reference", key=space.reference_key)
+                return True
+
+    async def has_delta(self, space: DeltaSpace) -> bool:
+        """True when some ``.delta`` object lies directly in ``space``."""
+        objects = self._ctx.storage.iter_objects(space.bucket, space.list_prefix, delimiter="/")
+        try:
+            async for info in objects:
+                if role(info.key) is KeyRole.DELTA:
+                    return True
+            return False
+        finally:
+            # Stop the listing now rather than whenever the iterator is collected.
+            aclose = getattr(objects, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+
+    # ------------------------------------------------------------------ read side
+
+    async def fetch_for_delta(
+        self,
+        bucket: str,
+        delta_key: str,
+        meta: meta_codec.StoredMeta,
+        *,
+        use_cache: bool = True,
+    ) -> tuple[Path, str, bool]:
+        """A verified local copy of the reference ``meta`` (a delta's) was encoded against.
+
+        Tries :attr:`~deltaglider_async.core.metadata.StoredMeta.ref_candidates` in order
+        and takes the first whose SHA-256 is ``dg-ref-sha256``. Raises
+        :class:`IntegrityError` when none is: the delta cannot be decoded, which is
+        corruption of the bucket, not a missing object.
+        """
+        tried: list[str] = []
+        for ref_key in meta.ref_candidates:
+            expected = meta.ref_sha256
+            try:
+                if expected is None:
+                    # Deltas written without dg-ref-sha256 (the Rust proxy's): trust the
+                    # reference's own recorded sha256, verified on download.
+                    head = await self._ctx.storage.head(bucket, ref_key)
+                    if head is None:
+                        raise ObjectNotFoundError(ref_key)
+                    expected = meta_codec.decode(head).file_sha256
+                return await self.fetch(bucket, ref_key, expected, use_cache=use_cache)
+            except ObjectNotFoundError:
+                tried.append(f"s3://{bucket}/{ref_key} is missing")
+            except _Mismatch as exc:
+                tried.append(str(exc))
+        raise IntegrityError(
+            f"s3://{bucket}/{delta_key}: no reference with its recorded sha256 "
+            f"{meta.ref_sha256}: {'; '.join(tried) or 'its metadata names none'}"
+        )
+
+    async def fetch(
+        self, bucket: str, ref_key: str, expected_sha: str | None, *, use_cache: bool = True
+    ) -> tuple[Path, str, bool]:
+        """Local verified copy of a reference: (path, sha256, cache hit).
+
+        With ``use_cache=False`` the stored reference itself is downloaded and checked
+        (``verify`` must judge the bucket, not a local copy).
+        """
+        ctx = self._ctx
+        path = ctx.tmp("ref")
+        try:
+            if use_cache and expected_sha:
+                try:
+                    if await ctx.cache.fetch(expected_sha, path):
+                        ctx.metrics.increment("deltaglider.cache.hit")
+                        return path, expected_sha, True
+                except IntegrityError as exc:
+                    # A cache entry that fails authentication was altered on this machine
+                    # (tampering or disk corruption). The cache has evicted it; surface it
+                    # rather than hide it, so the next call downloads a fresh copy.
+                    ctx.metrics.increment("deltaglider.cache.corrupt")
+                    raise IntegrityError(
+                        f"the locally cached copy of s3://{bucket}/{ref_key} failed "
+                        f"verification and was evicted; retry to download it again ({exc})"
+                    ) from exc
+            ctx.metrics.increment("deltaglider.cache.miss")
+            await ctx.storage.get_to_file(bucket, ref_key, path)
+            digest = await ctx.hasher.hash_file(path)
+            if expected_sha and digest.sha256 != expected_sha:
+                raise _Mismatch(
+                    f"reference s3://{bucket}/{ref_key} has sha256 {digest.sha256}, "
+                    f"expected {expected_sha}: the stored reference is corrupted or was replaced"
+                )
+            await ctx.cache_store(digest.sha256, path)
+            return path, digest.sha256, False
+        except BaseException:
+            await remove_quietly(path)
+            raise
+
+
+def _same_head(a: ObjectHead, b: ObjectHead) -> bool:
+    """True when two HEADs of one key describe the same stored object."""
+    return a.etag == b.etag and a.last_modified == b.last_modified
+
+
+def _same_reference(head: ObjectHead, ref: Reference) -> bool:
+    """True when ``head`` describes the reference bytes ``ref`` holds.
+
+    By recorded SHA-256; a reference without deltaglider metadata (another tool wrote it)
+    can only be recognised by its ETag.
+    """
+    sha = meta_codec.decode(head).file_sha256
+    if sha is not None:
+        return sha == ref.sha256
+    return ref.etag is not None and head.etag == ref.etag

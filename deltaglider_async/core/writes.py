@@ -1,0 +1,521 @@
+"""The write path (SPEC §3): stage, decide, encode, store, and settle the name.
+
+A put of ``dir/x.zip``:
+
+1. streams the input once to a private temp file while hashing it (SHA-256 and MD5);
+2. decides whether it may be a delta: a delta-eligible name or content, keys and
+   metadata that fit S3's limits, and a reference that xdelta3 will not decompress
+   (:func:`~deltaglider_async.core.planner.decompressed_by_xdelta3`), so that deltaglider
+   6.x can read the delta, unless ``compressed_references`` allows it;
+3. finds or creates the directory's reference (:mod:`.references`), encodes, and keeps
+   the delta unless it exceeds ``max_ratio`` (then the file is stored direct);
+4. PUTs ``x.zip.delta`` or ``x.zip`` and, for a delta, confirms its reference;
+5. **settles the name** (:meth:`Writer._settle`): a name must end up in exactly one form.
+
+Settling the name
+-----------------
+Every version written carries a *stamp*: its ``dg-created-at``, taken as the later of the
+clock and one microsecond after every version of the name read just before the PUT (a
+Lamport clock, so a write that follows another is always newer even if the machines'
+clocks disagree), with the ETag and the form (direct above delta) breaking ties. After
+its PUT a writer reads both forms and, while both exist, deletes the older one (with
+``If-Match`` on the ETag it judged, so a version written since is never deleted by
+mistake). Concurrent writers compare the same stamps, so they agree on the winner; a writer
+whose own version lost simply returns, as a PUT overtaken by a later one does on S3. If a
+writer finds *neither* form (possible only on servers that ignore conditional deletes) it
+writes its version again. Each writer's last read happens after all of its own changes,
+so the last writer to finish sees the final state, and it is always one whole version of
+the name. It costs two HEADs (one round trip) before the PUT and two after; a DELETE only
+when both forms exist.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import anyio
+
+from .._errors import (
+    InvalidArgumentError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+    single_errors,
+)
+from .._models import DELTA_SUFFIX, REFERENCE_NAME, DeltaSpace, PutSummary
+from ..ports.hash import FileDigest
+from ..ports.storage import ObjectHead
+from . import metadata as meta_codec
+from . import planner
+from .context import CoreContext, read_head, remove_quietly
+from .references import Reference, ReferenceStore
+
+__all__ = ["Writer"]
+
+#: Attempts at storing a delta whose reference keeps being replaced under it.
+_CONFIRM_ATTEMPTS = 3
+#: Rounds of reading both forms of a name before giving up on settling it.
+_SETTLE_ATTEMPTS = 32
+#: Upper bound on the best-effort rollback of a failed or cancelled put (shielded).
+_CLEANUP_TIMEOUT = 10.0
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Upload:
+    """One put: what is stored, where, and under which name."""
+
+    space: DeltaSpace
+    name: str
+    staged: Path
+    digest: FileDigest
+    head: bytes
+    user_meta: Mapping[str, str]
+    content_type: str | None
+
+    @property
+    def key(self) -> str:
+        """The logical (direct) key."""
+        return self.space.key_for(self.name)
+
+    @property
+    def delta_key(self) -> str:
+        """The key of the delta form."""
+        return self.key + DELTA_SUFFIX
+
+
+@dataclass(slots=True)
+class _Forms:
+    """The stored forms of one name, as read before the PUT."""
+
+    direct: ObjectHead | None
+    delta: ObjectHead | None
+
+    def stamp_after(self, now: datetime) -> datetime:
+        """The stamp of a new version: ``now``, or just after the newest existing one."""
+        stamps = [_created_at(h) for h in (self.direct, self.delta) if h is not None]
+        return max([now, *(s + _TICK for s in stamps)])
+
+
+@dataclass(slots=True)
+class _PutState:
+    """What a delta put holds and has changed so far, to roll it back if it fails.
+
+    ``ref`` is the reference currently encoded against (its local copy is released at the
+    end of the put).
+    """
+
+    ref: Reference | None = None
+    created_reference: bool = False
+    delta_written: bool = False
+    confirmed: bool = False
+
+    def mark_created(self) -> None:
+        """Record that this put wrote a reference."""
+        self.created_reference = True
+
+
+class Writer:
+    """Stores files as deltas or direct objects; one per service."""
+
+    def __init__(
+        self, ctx: CoreContext, refs: ReferenceStore, *, compressed_references: bool
+    ) -> None:
+        self._ctx = ctx
+        self._refs = refs
+        self._compressed_references = compressed_references
+
+    async def put_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        space: DeltaSpace,
+        name: str,
+        ratio: float,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        allow_delta: bool = True,
+    ) -> PutSummary:
+        """Store the bytes of ``chunks`` in ``space`` as ``name`` (see the module docstring)."""
+        if "/" in name:
+            raise InvalidArgumentError(f"file name {name!r} must not contain '/'")
+        planner.check_user_key(space.key_for(name))
+        user_meta = meta_codec.validate_user_metadata(metadata)
+        staged = self._ctx.tmp("staged")
+        try:
+            with single_errors():
+                digest = await self._ctx.hasher.write_and_hash(chunks, staged)
+                upload = _Upload(
+                    space,
+                    name,
+                    staged,
+                    digest,
+                    await read_head(staged, planner.SNIFF_BYTES),
+                    user_meta,
+                    content_type,
+                )
+                if allow_delta and self._delta_possible(upload):
+                    return await self._put_delta(upload, ratio)
+                return await self._put_direct(upload, await self._forms(upload))
+        finally:
+            await remove_quietly(staged)
+
+    def _delta_possible(self, upload: _Upload) -> bool:
+        """Eligible, and the delta's keys and metadata fit S3's limits."""
+        return (
+            planner.is_delta_eligible(upload.name, upload.head, upload.digest.size)
+            and planner.delta_keys_fit(upload.space, upload.name)
+            and self._delta_metadata(upload, None, 10**18) is not None
+        )
+
+    # ------------------------------------------------------------------ direct
+
+    async def _put_direct(self, upload: _Upload, forms: _Forms) -> PutSummary:
+        ctx = self._ctx
+        meta = meta_codec.direct_metadata(
+            tool=ctx.tool_version,
+            original_name=upload.name,
+            sha256=upload.digest.sha256,
+            size=upload.digest.size,
+            md5=upload.digest.md5,
+            created_at=forms.stamp_after(ctx.clock.now()),
+            user_metadata=upload.user_meta,
+        )
+
+        async def put() -> str:
+            result = await ctx.storage.put_file(
+                upload.space.bucket,
+                upload.key,
+                upload.staged,
+                metadata=meta,
+                content_type=upload.content_type,
+            )
+            return result.etag
+
+        await put()
+        await self._settle(upload, upload.key, put)
+        ctx.metrics.increment("deltaglider.put", tags={"stored_as": "direct"})
+        ctx.logger.info(
+            "stored direct", key=f"s3://{upload.space.bucket}/{upload.key}", size=upload.digest.size
+        )
+        return PutSummary(
+            operation="upload_direct",
+            bucket=upload.space.bucket,
+            key=upload.key,
+            logical_key=upload.key,
+            original_name=upload.name,
+            file_size=upload.digest.size,
+            file_sha256=upload.digest.sha256,
+            md5=upload.digest.md5,
+            stored_size=upload.digest.size,
+            etag=f'"{upload.digest.md5}"',
+        )
+
+    # ------------------------------------------------------------------ delta
+
+    async def _put_delta(self, upload: _Upload, ratio: float) -> PutSummary:
+        state = _PutState()
+        delta_path = self._ctx.tmp("delta")
+        try:
+            forms = await self._forms_and_reference(upload, state)
+            if state.ref is None:
+                return await self._put_direct(upload, forms)
+            stamp = forms.stamp_after(self._ctx.clock.now())
+            stored = await self._store_delta(upload, ratio, stamp, delta_path, state)
+            if stored is None:
+                summary = await self._put_direct(upload, forms)
+                if state.created_reference:
+                    await self._refs.drop_unused(upload.space)
+                return summary
+            delta_size = stored
+
+            async def put_again() -> str:
+                ref = state.ref
+                assert ref is not None
+                again = await self._put_delta_object(upload, ref, stamp, delta_path)
+                if not await self._refs.confirm(upload.space, ref):
+                    raise StorageError(
+                        f"reference s3://{upload.space.bucket}/{ref.key} changed while "
+                        f"storing {upload.key}"
+                    )
+                return again
+
+            await self._settle(upload, upload.delta_key, put_again)
+            assert state.ref is not None
+            return self._delta_summary(upload, state.ref, delta_size)
+        except BaseException:
+            await self._roll_back(upload, state)
+            raise
+        finally:
+            await remove_quietly(delta_path)
+            if state.ref is not None:
+                await self._refs.release(state.ref, upload.staged)
+
+    async def _forms_and_reference(self, upload: _Upload, state: _PutState) -> _Forms:
+        """Both forms of the name, and (into ``state.ref``) the reference to encode against.
+
+        Read concurrently. The reference is None when the file must be stored direct: the
+        space has none and this file may not become one, or 6.x could not decode deltas
+        against the one it has.
+        """
+        forms: list[_Forms] = []
+
+        async def reference() -> None:
+            state.ref = await self._reference(upload, state)
+
+        async def read_forms() -> None:
+            forms.append(await self._forms(upload))
+
+        with single_errors():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reference)
+                tg.start_soon(read_forms)
+        return forms[0]
+
+    async def _reference(self, upload: _Upload, state: _PutState) -> Reference | None:
+        """The space's reference if deltas against it are allowed; else None."""
+        ref = await self._refs.for_put(
+            upload.space,
+            upload.staged,
+            upload.digest,
+            upload.name,
+            may_create=self._may_reference(upload.head),
+            on_created=state.mark_created,
+        )
+        if ref is not None and not self._may_reference(ref.head_bytes):
+            self._ctx.logger.info(
+                "storing direct: deltaglider 6.x cannot decode deltas against a reference "
+                "xdelta3 decompresses",
+                key=f"s3://{upload.space.bucket}/{upload.key}",
+                reference=ref.key,
+            )
+            await self._refs.release(ref, upload.staged)
+            return None
+        return ref
+
+    def _may_reference(self, head: bytes) -> bool:
+        """True unless deltas against a file starting with ``head`` would not be portable."""
+        return self._compressed_references or not planner.decompressed_by_xdelta3(head)
+
+    async def _store_delta(
+        self, upload: _Upload, ratio: float, stamp: datetime, delta_path: Path, state: _PutState
+    ) -> int | None:
+        """Encode against ``state.ref``, check the ratio, PUT the delta, confirm its reference.
+
+        Returns the stored delta's size; None when the file is better stored
+        direct (nothing of this put is then left in the bucket but a reference it created).
+        When the reference is replaced meanwhile (deleted and re-created by another
+        writer), the delta is encoded again against the new one.
+        """
+        ctx = self._ctx
+        for _ in range(_CONFIRM_ATTEMPTS):
+            ref = state.ref
+            assert ref is not None
+            with ctx.timed("deltaglider.xdelta3.encode"):
+                await ctx.diff.encode(ref.path, upload.staged, delta_path)
+            delta_size = (await anyio.Path(delta_path).stat()).st_size
+            if not ref.created and not planner.keep_delta(delta_size, upload.digest.size, ratio):
+                ctx.logger.info(
+                    "delta too large, storing direct",
+                    key=f"s3://{upload.space.bucket}/{upload.key}",
+                    ratio=round(planner.delta_ratio(delta_size, upload.digest.size), 4),
+                    max_ratio=ratio,
+                )
+                await self._unwrite_delta(upload, state)
+                return None
+            await self._put_delta_object(upload, ref, stamp, delta_path)
+            state.delta_written = True
+            if await self._refs.confirm(upload.space, ref):
+                state.confirmed = True
+                return delta_size
+            # The reference changed under us: the delta is encoded against bytes no longer
+            # stored. Encode again against the reference the bucket holds now.
+            await self._refs.release(ref, upload.staged)
+            state.ref = None
+            state.ref = await self._reference(upload, state)
+            if state.ref is None:
+                await self._unwrite_delta(upload, state)
+                return None
+        raise StorageError(
+            f"reference s3://{upload.space.bucket}/{upload.space.reference_key} kept changing "
+            f"while storing {upload.key}; nothing was left pointing at a missing reference"
+        )
+
+    async def _unwrite_delta(self, upload: _Upload, state: _PutState) -> None:
+        """Delete the unconfirmed delta an earlier attempt of this put stored."""
+        if state.delta_written and not state.confirmed:
+            await self._ctx.storage.delete(upload.space.bucket, upload.delta_key)
+            state.delta_written = False
+
+    async def _put_delta_object(
+        self, upload: _Upload, ref: Reference, stamp: datetime, delta_path: Path
+    ) -> str:
+        size = (await anyio.Path(delta_path).stat()).st_size
+        meta = self._delta_metadata(upload, ref, size, stamp=stamp)
+        if meta is None:  # only a reference key longer than planned can do it
+            raise StorageError(f"the metadata of {upload.delta_key} exceeds S3's 2 KB")
+        result = await self._ctx.storage.put_file(
+            upload.space.bucket,
+            upload.delta_key,
+            delta_path,
+            metadata=meta,
+            content_type=upload.content_type,
+        )
+        return result.etag
+
+    def _delta_metadata(
+        self,
+        upload: _Upload,
+        ref: Reference | None,
+        delta_size: int,
+        *,
+        stamp: datetime | None = None,
+    ) -> dict[str, str] | None:
+        """The metadata of the delta; None when it cannot fit S3's 2 KB.
+
+        Without ``ref`` (a probe before encoding) the values not known yet are stood in
+        for by values at least as long.
+        """
+        diff = self._ctx.diff
+        return meta_codec.delta_metadata(
+            tool=self._ctx.tool_version,
+            original_name=upload.name,
+            sha256=upload.digest.sha256,
+            size=upload.digest.size,
+            md5=upload.digest.md5,
+            created_at=stamp or self._ctx.clock.now(),
+            ref_key=upload.space.reference_key if ref is None else ref.key,
+            ref_sha256="0" * 64 if ref is None else ref.sha256,
+            delta_size=delta_size,
+            delta_cmd=diff.describe_encode(REFERENCE_NAME, upload.name, upload.name + ".delta"),
+            short_delta_cmd=diff.describe_encode(REFERENCE_NAME, "FILE", "FILE.delta"),
+            zero_diff=ref is not None and upload.digest.sha256 == ref.sha256,
+            user_metadata=upload.user_meta,
+        )
+
+    def _delta_summary(self, upload: _Upload, ref: Reference, delta_size: int) -> PutSummary:
+        ctx = self._ctx
+        operation = "create_reference" if ref.created else "create_delta"
+        ctx.metrics.increment("deltaglider.put", tags={"stored_as": "delta"})
+        ctx.logger.info(
+            "stored delta",
+            key=f"s3://{upload.space.bucket}/{upload.delta_key}",
+            operation=operation,
+            size=upload.digest.size,
+            delta_size=delta_size,
+        )
+        return PutSummary(
+            operation=operation,
+            bucket=upload.space.bucket,
+            key=upload.delta_key,
+            logical_key=upload.key,
+            original_name=upload.name,
+            file_size=upload.digest.size,
+            file_sha256=upload.digest.sha256,
+            md5=upload.digest.md5,
+            stored_size=delta_size + (ref.size if ref.created else 0),
+            etag=f'"{upload.digest.md5}"',
+            delta_size=delta_size,
+            delta_ratio=planner.delta_ratio(delta_size, upload.digest.size),
+            ref_key=ref.key,
+            ref_sha256=ref.sha256,
+            cache_hit=ref.cache_hit,
+            reference_size=ref.size,
+        )
+
+    async def _roll_back(self, upload: _Upload, state: _PutState) -> None:
+        """Undo what a failed or cancelled delta put left behind (shielded, time-bounded).
+
+        A delta written but not confirmed may point at a reference that is gone or was
+        replaced: delete it, so no delta ever names a reference it was not encoded against.
+        A reference this put created and no delta uses is dropped too.
+        """
+        if state.confirmed or not (state.delta_written or state.created_reference):
+            return
+        with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True):
+            try:
+                if state.delta_written:
+                    await self._ctx.storage.delete(upload.space.bucket, upload.delta_key)
+                if state.created_reference:
+                    await self._refs.drop_unused(upload.space)
+            except Exception as exc:
+                self._ctx.logger.warning(
+                    "could not roll back a failed put",
+                    key=f"s3://{upload.space.bucket}/{upload.delta_key}",
+                    error=str(exc),
+                )
+
+    # ------------------------------------------------------------------ the name
+
+    async def _forms(self, upload: _Upload) -> _Forms:
+        """HEAD both forms of the name, concurrently."""
+        direct, delta = await self._heads(upload.space.bucket, upload.key, upload.delta_key)
+        return _Forms(direct, delta)
+
+    async def _heads(
+        self, bucket: str, first: str, second: str
+    ) -> tuple[ObjectHead | None, ObjectHead | None]:
+        heads: dict[str, ObjectHead | None] = {}
+
+        async def head(key: str) -> None:
+            heads[key] = await self._ctx.storage.head(bucket, key)
+
+        with single_errors():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(head, first)
+                tg.start_soon(head, second)
+        return heads[first], heads[second]
+
+    async def _settle(
+        self, upload: _Upload, mine: str, put_again: Callable[[], Awaitable[str]]
+    ) -> None:
+        """Leave the name in exactly one form, the newer (see the module docstring).
+
+        ``mine`` is the key this put wrote; ``put_again`` writes the same version again.
+        """
+        bucket = upload.space.bucket
+        other = upload.delta_key if mine == upload.key else upload.key
+        removed_delta = False
+        for attempt in range(_SETTLE_ATTEMPTS):
+            mine_head, other_head = await self._heads(bucket, mine, other)
+            if mine_head is not None and other_head is not None:
+                older = min((mine_head, other_head), key=_rank)
+                removed_delta |= older.key == upload.delta_key
+                await self._delete_if_unchanged(bucket, older)
+                # Other writers of the name are at work: let them finish their round.
+                await anyio.sleep(random.uniform(0, 0.01 * min(attempt, 10)))
+                continue
+            if mine_head is None and other_head is None:
+                # Neither form: a delete that ignored its condition took the survivor.
+                # Write this version again: it is one that was written.
+                self._ctx.logger.warning("name vanished while settling, writing it again", key=mine)
+                await put_again()
+                continue
+            if removed_delta:
+                await self._refs.drop_unused(upload.space)
+            return
+        raise StorageError(
+            f"s3://{bucket}/{upload.key} kept changing while storing it: too many concurrent "
+            "writers of one name"
+        )
+
+    async def _delete_if_unchanged(self, bucket: str, head: ObjectHead) -> None:
+        """Delete the object ``head`` describes, unless it was replaced since."""
+        try:
+            await self._ctx.storage.delete(bucket, head.key, if_match=head.etag)
+        except (PreconditionFailedError, ObjectNotFoundError):
+            pass  # replaced or deleted meanwhile: the next read decides again
+
+
+def _created_at(head: ObjectHead) -> datetime:
+    created = meta_codec.decode(head).created_at
+    return created if created is not None else head.last_modified
+
+
+def _rank(head: ObjectHead) -> tuple[datetime, str, bool]:
+    """Orders the versions of one name: stamp, then ETag, then the direct form above."""
+    return _created_at(head), head.etag.strip('"'), not head.key.endswith(DELTA_SUFFIX)
