@@ -120,9 +120,9 @@ def migrate(
         report.add(
             Outcome("migrate", _logical(failed.source), failed.destination, error=failed.error)
         )
-    for refused in result.refused:
-        reason = str(refused.error).partition(" is not migrated: ")[2] or str(refused.error)
-        report.add(Outcome("skip", refused.source, detail=f"not migrated: {reason}"))
+    for item in result.refused:
+        reason = str(item.error).partition(" is not migrated: ")[2] or str(item.error)
+        report.add(Outcome("skip", item.source, detail=f"not migrated: {reason}"))
     refused = f"{len(result.refused)} not migrable (see skip lines), " if result.refused else ""
     report.out.info(
         f"{'Would migrate' if dry_run else 'Migrated'} "
