@@ -259,6 +259,9 @@ class FaultProxy:
     share of requests answered with a fault drawn from ``faults``; ``fault_filter`` (a
     function of :class:`ProxyRequest`) limits faults to the requests it accepts. Every
     decision comes from one ``random.Random(seed)`` in the order requests arrive.
+    ``extra_delay(index, request)`` adds seconds to one request, chosen by its arrival
+    index (0 for the first request since the start or :meth:`reset_stats`): delaying each
+    request of a client in turn replays every interleaving with another client.
 
     Start it with :meth:`start` or ``with``; settings can be changed while it runs with
     :meth:`configure`. :meth:`stop` closes every connection and the thread.
@@ -273,6 +276,7 @@ class FaultProxy:
         faults: Sequence[FaultKind] = DEFAULT_FAULTS,
         seed: int = 0,
         fault_filter: Callable[[ProxyRequest], bool] | None = None,
+        extra_delay: Callable[[int, ProxyRequest], float] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -288,6 +292,8 @@ class FaultProxy:
         self._faults: tuple[FaultKind, ...] = DEFAULT_FAULTS
         self._rng = random.Random(seed)
         self._filter = fault_filter
+        self._extra_delay = extra_delay
+        self._arrivals = 0
         self._requests: Counter[str] = Counter()
         self._injected: Counter[str] = Counter()
         self.configure(delay=delay, fault_rate=fault_rate, faults=faults)
@@ -307,8 +313,10 @@ class FaultProxy:
         faults: Sequence[FaultKind] | None = None,
         seed: int | None = None,
         fault_filter: Callable[[ProxyRequest], bool] | Literal[False] | None = False,
+        extra_delay: Callable[[int, ProxyRequest], float] | Literal[False] | None = False,
     ) -> None:
-        """Change settings; ``None`` keeps a setting (``fault_filter=None`` removes the filter)."""
+        """Change settings; ``None`` keeps a setting (``fault_filter=None`` and
+        ``extra_delay=None`` remove them)."""
         with self._lock:
             if delay is not None:
                 if delay < 0:
@@ -327,6 +335,8 @@ class FaultProxy:
                 self._rng = random.Random(seed)
             if fault_filter is not False:
                 self._filter = fault_filter
+            if extra_delay is not False:
+                self._extra_delay = extra_delay
 
     def stats(self) -> ProxyStats:
         """A snapshot of the counters."""
@@ -338,10 +348,15 @@ class FaultProxy:
         with self._lock:
             self._requests.clear()
             self._injected.clear()
+            self._arrivals = 0
 
     def _decide(self, request: ProxyRequest) -> tuple[float, str | None]:
         with self._lock:
             self._requests[request.method] += 1
+            index, self._arrivals = self._arrivals, self._arrivals + 1
+            delay = self._delay
+            if self._extra_delay is not None:
+                delay += self._extra_delay(index, request)
             # The draws happen for every request, so the sequence of decisions depends
             # only on the seed and the order of arrival, not on the filter.
             draw, pick = self._rng.random(), self._rng.randrange(len(self._faults))
@@ -349,7 +364,7 @@ class FaultProxy:
             if draw < self._fault_rate and (self._filter is None or self._filter(request)):
                 kind = self._faults[pick]
                 self._injected[kind] += 1
-            return self._delay, kind
+            return delay, kind
 
     # -- lifecycle ----------------------------------------------------------------
 
