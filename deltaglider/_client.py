@@ -34,7 +34,10 @@ from deltaglider_async import (
     ClientState,
     DeltaGliderConfig,
     InvalidArgumentError,
+    hold_log_level,
+    release_log_level,
 )
+from deltaglider_async import GetObjectResponse as AsyncGetObjectResponse
 
 from ._runner import Runner
 from ._service import DeltaService
@@ -179,8 +182,11 @@ def _blocking(
 class DeltaGliderClient:
     """Delta-compressed S3 storage with a boto3-like blocking API.
 
-    Build it with :func:`deltaglider.create_client` (or from a
-    :class:`DeltaGliderConfig`); it is open at once and is also a context manager::
+    Build it with :func:`deltaglider.create_client` (recommended), from a
+    :class:`DeltaGliderConfig`, or over a :class:`DeltaService`
+    (``DeltaGliderClient(service, endpoint_url=None)``, as the API reference documents: the
+    client shares the service's loop thread and adapters and closes them with itself); it
+    is open at once and is also a context manager::
 
         with create_client() as client:
             client.put_object(Bucket="releases", Key="app/v2.zip", Body=path)
@@ -195,12 +201,25 @@ class DeltaGliderClient:
     child, temp file or multipart upload is left) and raises ``KeyboardInterrupt``.
     """
 
-    def __init__(self, config: DeltaGliderConfig | None = None) -> None:
-        self._config = config if config is not None else DeltaGliderConfig.from_env()
+    def __init__(
+        self,
+        service: DeltaService | DeltaGliderConfig | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if isinstance(service, DeltaService):
+            # The API reference's DeltaGliderClient(service, endpoint_url): the client runs
+            # on the service's loop thread and adapters, and closes them with itself.
+            self._config = DeltaGliderConfig(endpoint_url=endpoint_url)
+            self._runner: Runner[AsyncDeltaGliderClient] = service._runner
+            self._service = service
+            return
+        config = service if service is not None else DeltaGliderConfig.from_env()
+        if endpoint_url is not None:
+            config = config.with_changes(endpoint_url=endpoint_url)
+        self._config = config
+        hold_log_level(self, config.log_level)
         # The async client is built inside the loop, and again in a forked child.
-        self._runner: Runner[AsyncDeltaGliderClient] = Runner(
-            functools.partial(AsyncDeltaGliderClient, self._config)
-        )
+        self._runner = Runner(functools.partial(AsyncDeltaGliderClient, self._config))
         self._service = DeltaService._over(self._runner)
 
     # ------------------------------------------------------------------ lifecycle
@@ -229,6 +248,7 @@ class DeltaGliderClient:
         cancelled and raise :class:`ClientClosedError`; so does any later call.
         """
         self._runner.close()
+        release_log_level(self)
 
     def __enter__(self) -> Self:
         if self._runner.closed:
@@ -251,27 +271,16 @@ class DeltaGliderClient:
 
     put_object = _blocking(lambda c: c.put_object)
 
-    def get_object(self, Bucket: str, Key: str, Range: str | None = None) -> GetObjectResponse:
-        """Open ``Key`` (its logical or ``.delta`` name) for streaming reads.
-
-        The response carries ``Body`` (a :class:`StreamingBody`: ``read``,
-        ``iter_chunks``, ``close``, ``with``), ``ContentLength``, ``ContentType``, ``ETag``
-        (quoted MD5 of the original), ``LastModified``, ``Metadata`` (the caller's own,
-        without prefix) and, for ranges, ``ContentRange``. Close the body when done.
-
-        A delta is reconstructed into a private temp file and verified *before* this
-        returns, so every byte read is final; the file is removed when the body closes. A
-        directly stored object streams from S3 and its SHA-256 is checked at the end of a
-        full read: a mismatch raises :class:`IntegrityError` from the last read, after the
-        earlier bytes were handed out. Use :meth:`download` when you need all-or-nothing.
-        Plain S3 objects (not written by deltaglider) stream as they are.
-
-        ``Range`` accepts ``bytes=START-END``, ``bytes=START-`` and ``bytes=-SUFFIX``, for
-        deltas too; a malformed or unsatisfiable range raises :class:`InvalidArgumentError`.
-        """
-        response = self._runner.call(AsyncDeltaGliderClient.get_object, Bucket, Key, Range)
+    def get_object(
+        self, Bucket: str, Key: str, Range: str | None = None, **kwargs: Any
+    ) -> GetObjectResponse:
+        # The docstring is the async method's (set below): only the Body differs, a
+        # blocking StreamingBody (read, iter_chunks, close, with).
+        response = self._runner.call(_get_object, Bucket, Key, Range, kwargs)
         body = StreamingBody(self._runner, response["Body"])
         return {**response, "Body": body}  # type: ignore[typeddict-item]
+
+    get_object.__doc__ = AsyncDeltaGliderClient.get_object.__doc__
 
     head_object = _blocking(lambda c: c.head_object)
     list_objects = _blocking(lambda c: c.list_objects)
@@ -280,6 +289,11 @@ class DeltaGliderClient:
     delete_objects_recursive = _blocking(lambda c: c.delete_objects_recursive)
     copy_object = _blocking(lambda c: c.copy_object)
     generate_presigned_url = _blocking(lambda c: c.generate_presigned_url)
+    generate_presigned_url_with_rehydration = _blocking(
+        lambda c: c.generate_presigned_url_with_rehydration
+    )
+    rehydrate_for_download = _blocking(lambda c: c.rehydrate_for_download)
+    purge_temp_files = _blocking(lambda c: c.purge_temp_files)
 
     # ------------------------------------------------------------------ buckets
 
@@ -301,8 +315,21 @@ class DeltaGliderClient:
     # there too, so it must be quick and thread-safe.
     upload_many = _blocking(lambda c: c.upload_many)
     download_many = _blocking(lambda c: c.download_many)
+    upload_batch = _blocking(lambda c: c.upload_batch)
+    download_batch = _blocking(lambda c: c.download_batch)
     migrate = _blocking(lambda c: c.migrate)
     get_bucket_stats = _blocking(lambda c: c.get_bucket_stats)
+
+
+async def _get_object(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    key: str,
+    range_: str | None,
+    kwargs: dict[str, Any],
+    /,
+) -> AsyncGetObjectResponse:
+    return await client.get_object(bucket, key, range_, **kwargs)
 
 
 def create_client(

@@ -1,8 +1,19 @@
 """DeltaService: the blocking face of ``AsyncDeltaService`` (put, get, verify, delete).
 
-Get one from a client (``client.service``, sharing the client's event-loop thread and
-S3 client) or build one from a :class:`DeltaGliderConfig`; a service built that way owns
-its loop thread and must be closed (``close()`` or ``with``).
+Three ways to get one:
+
+* ``client.service``: shares the client's event-loop thread and S3 client;
+* ``DeltaService(config)`` (or no argument: the environment): builds the default adapters;
+* ``DeltaService(storage, diff, hasher, cache, clock, logger, metrics, tool_version,
+  max_ratio)``, as in the API reference: your own adapters (the ports of
+  :mod:`deltaglider_async.ports`, e.g. ``S3Storage(config)``, ``XDelta3Diff()``...).
+
+A service built by the last two owns a private event-loop thread (started on first use) and
+must be closed (``close()`` or ``with``). The adapters are asynchronous and some are bound
+to the event loop that first uses them (``S3Storage`` opens its HTTP session there): build
+them without using them, hand them to one service, and let that service use and close them
+on its own loop thread. Do not share one adapter between two services or with your own
+event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +29,16 @@ from deltaglider_async import (
     AsyncDeltaService,
     ClientClosedError,
     DeltaGliderConfig,
+    validate_ratio,
+)
+from deltaglider_async.ports import (
+    ClockPort,
+    DiffPort,
+    HashPort,
+    LoggerPort,
+    MetricsPort,
+    ReferenceCachePort,
+    StoragePort,
 )
 
 from ._runner import Runner
@@ -56,15 +77,47 @@ class DeltaService:
     """Delta-compressed put/get/verify/delete of local files, blocking.
 
     ``DeltaService(config)`` builds its own S3 client and event-loop thread (started on
-    first use; call :meth:`close` or use ``with``). ``client.service`` shares the
-    client's instead, and its :meth:`close` leaves the client open.
+    first use; call :meth:`close` or use ``with``). ``DeltaService(storage, diff, hasher,
+    cache, clock, logger, metrics, tool_version=..., max_ratio=0.5)`` uses the adapters
+    given (see the module docstring), which it closes with itself. ``client.service``
+    shares the client's loop and S3 client instead, and its :meth:`close` leaves the
+    client open. Missing ports raise ``TypeError`` naming them.
     """
 
-    def __init__(self, config: DeltaGliderConfig | None = None) -> None:
-        config = config if config is not None else DeltaGliderConfig.from_env()
-        self._runner: Runner[AsyncDeltaGliderClient] = Runner(
-            functools.partial(AsyncDeltaGliderClient, config)
-        )
+    def __init__(
+        self,
+        storage: StoragePort | DeltaGliderConfig | None = None,
+        diff: DiffPort | None = None,
+        hasher: HashPort | None = None,
+        cache: ReferenceCachePort | None = None,
+        clock: ClockPort | None = None,
+        logger: LoggerPort | None = None,
+        metrics: MetricsPort | None = None,
+        tool_version: str | None = None,
+        max_ratio: float = 0.5,
+    ) -> None:
+        factory: Callable[[], AsyncDeltaGliderClient]
+        ports = {
+            "diff": diff,
+            "hasher": hasher,
+            "cache": cache,
+            "clock": clock,
+            "logger": logger,
+            "metrics": metrics,
+        }
+        if storage is None or isinstance(storage, DeltaGliderConfig):
+            given = sorted(name for name, port in ports.items() if port is not None)
+            if given:
+                raise TypeError(f"ports given without a storage port: {', '.join(given)}")
+            config = storage if storage is not None else DeltaGliderConfig.from_env()
+            factory = functools.partial(AsyncDeltaGliderClient, config)
+        else:
+            missing = [name for name, port in ports.items() if port is None]
+            if missing:
+                raise TypeError(f"DeltaService needs every port; missing: {', '.join(missing)}")
+            validate_ratio(max_ratio)
+            factory = functools.partial(_client_over_ports, storage, ports, tool_version, max_ratio)
+        self._runner: Runner[AsyncDeltaGliderClient] = Runner(factory)
         self._owns_runner = True
 
     @classmethod
@@ -81,7 +134,8 @@ class DeltaService:
     delete = _blocking(lambda s: s.delete)
 
     def close(self) -> None:
-        """Close the S3 client and caches of a service built from a config; idempotent.
+        """Close the S3 client and caches of a service built here (from a config or
+        adapters); idempotent.
 
         A service obtained from ``client.service`` is closed with its client instead.
         """
@@ -100,3 +154,21 @@ class DeltaService:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _client_over_ports(
+    storage: StoragePort, ports: dict[str, Any], tool_version: str | None, max_ratio: float
+) -> AsyncDeltaGliderClient:
+    """The async client a :class:`DeltaService` built from adapters runs on its loop."""
+    service = AsyncDeltaService(
+        storage,
+        ports["diff"],
+        ports["hasher"],
+        ports["cache"],
+        ports["clock"],
+        ports["logger"],
+        ports["metrics"],
+        tool_version or DeltaGliderConfig().tool_version,
+        max_ratio,
+    )
+    return AsyncDeltaGliderClient(service)

@@ -33,6 +33,7 @@ from ._errors import InvalidArgumentError as InvalidArgumentError
 from ._errors import InvalidRatioError as InvalidRatioError
 from ._errors import InvalidURLError as InvalidURLError
 from ._errors import NotFoundError as NotFoundError
+from ._errors import NotModifiedError as NotModifiedError
 from ._errors import ObjectNotFoundError as ObjectNotFoundError
 from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import ReservedKeyError as ReservedKeyError
@@ -49,8 +50,24 @@ from ._models import S3Url as S3Url
 from ._models import StoredAs as StoredAs
 from ._models import UploadSummary as UploadSummary
 from ._models import VerifyResult as VerifyResult
+from ._responses import BucketResponse as BucketResponse
+from ._responses import CopyObjectResponse as CopyObjectResponse
+from ._responses import DeleteObjectResponse as DeleteObjectResponse
+from ._responses import DeleteObjectsResponse as DeleteObjectsResponse
+from ._responses import DeleteRecursiveResponse as DeleteRecursiveResponse
+from ._responses import GetBucketAclResponse as GetBucketAclResponse
+from ._responses import GetObjectResponse as GetObjectResponse
+from ._responses import HeadObjectResponse as HeadObjectResponse
+from ._responses import ListBucketsResponse as ListBucketsResponse
+from ._responses import ListedObject as ListedObject
+from ._responses import ListObjectsResponse as ListObjectsResponse
+from ._responses import PutObjectResponse as PutObjectResponse
+from ._responses import ResponseMetadata as ResponseMetadata
 from ._version import __version__ as __version__
+from .adapters.logging import hold_log_level as hold_log_level
+from .adapters.logging import release_log_level as release_log_level
 from .core.planner import check_user_key as check_user_key
+from .core.planner import validate_ratio as validate_ratio
 from .core.service import AsyncDeltaService as AsyncDeltaService
 
 __all__ = [
@@ -61,30 +78,44 @@ __all__ = [
     "BucketAlreadyExistsError",
     "BucketNotEmptyError",
     "BucketNotFoundError",
+    "BucketResponse",
     "BucketStats",
     "ClientClosedError",
     "ClientState",
     "ConditionalWriteNotSupportedError",
+    "CopyObjectResponse",
+    "DeleteObjectResponse",
+    "DeleteObjectsResponse",
+    "DeleteRecursiveResponse",
     "DeltaGliderConfig",
     "DeltaGliderError",
     "DeltaSpace",
     "DiffError",
     "DiffToolNotFoundError",
+    "GetBucketAclResponse",
+    "GetObjectResponse",
     "GetSummary",
+    "HeadObjectResponse",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidRatioError",
     "InvalidURLError",
     "ItemResult",
+    "ListBucketsResponse",
+    "ListObjectsResponse",
+    "ListedObject",
     "MigrationReport",
     "NotFoundError",
+    "NotModifiedError",
     "ObjectKey",
     "ObjectNotFoundError",
     "PreconditionFailedError",
     "Progress",
     "ProgressCallback",
+    "PutObjectResponse",
     "PutSummary",
     "ReservedKeyError",
+    "ResponseMetadata",
     "S3Url",
     "StorageError",
     "StoredAs",
@@ -94,4 +125,7 @@ __all__ = [
     "__version__",
     "check_user_key",
     "create_async_client",
+    "hold_log_level",
+    "release_log_level",
+    "validate_ratio",
 ]

@@ -16,6 +16,9 @@ then raises :class:`ClientClosedError`.
 from __future__ import annotations
 
 import atexit
+import base64
+import binascii
+import dataclasses
 import enum
 import functools
 import inspect
@@ -37,14 +40,18 @@ from collections.abc import (
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar, cast
+from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
 
 from . import _bulk, _migrate, _stats
+from . import _rehydrate as rehydrate
 from . import _responses as shape
 from ._body import AsyncStreamingBody
-from ._bulk import DownloadItem, ItemResult, ProgressCallback, UploadItem
+from ._boto3_params import OBJECT_SETTINGS, accept
+from ._bulk import DownloadItem, ItemResult, Progress, ProgressCallback, UploadItem
+from ._conditions import READ_CONDITIONS, check_read, check_write, etag_matches, same_second
 from ._config import DeltaGliderConfig
 from ._errors import (
     AccessDeniedError,
@@ -56,23 +63,26 @@ from ._errors import (
     InvalidURLError,
     NotFoundError,
     ObjectNotFoundError,
+    PreconditionFailedError,
     ReservedKeyError,
     single_errors,
 )
-from ._factory import ServiceBundle, build_service
+from ._factory import GivenService, ServiceBundle, build_service
 from ._migrate import MigrationReport
 from ._models import (
     DELTA_SUFFIX,
     REFERENCE_NAME,
     BucketStats,
+    ContentChecks,
     DeltaSpace,
     GetSummary,
     ObjectKey,
     S3Url,
     UploadSummary,
 )
+from ._response_metadata import recording
 from ._stats import StatsMode
-from .adapters.logging import LOGGER_NAME
+from .adapters.logging import LOGGER_NAME, hold_log_level, release_log_level
 from .core import metadata as meta_codec
 from .core.keys import is_hidden
 from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
@@ -105,23 +115,16 @@ class ClientState(enum.Enum):
 
 
 def _api(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any, _R]]:
-    """Refuse calls on a closed client; re-raise task-group failures as single errors."""
+    """Refuse calls on a closed client; re-raise task-group failures as single errors;
+    collect the S3 responses behind the call for its ``ResponseMetadata``."""
 
     @functools.wraps(method)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         cast("AsyncDeltaGliderClient", args[0])._check_usable()
-        with single_errors():
+        with single_errors(), recording():
             return await method(*args, **kwargs)
 
     return wrapper
-
-
-def configure_logging(level: str) -> None:
-    """Set the ``deltaglider`` logger's level; the library adds only a ``NullHandler``."""
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level.upper())
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())
 
 
 class _WorkDir:
@@ -151,20 +154,39 @@ class _WorkDir:
 class AsyncDeltaGliderClient:
     """Delta-compressed S3 storage with a boto3-like async API.
 
-    Build it with :func:`create_async_client` (or from a :class:`DeltaGliderConfig`) and
-    use it as ``async with create_async_client() as client:``. The constructor does no
-    I/O. One client may serve many concurrent tasks of one event loop; it must not be
-    shared across event loops.
+    Build it with :func:`create_async_client` (recommended), from a
+    :class:`DeltaGliderConfig`, or over an :class:`AsyncDeltaService` and its adapters
+    (``AsyncDeltaGliderClient(service, endpoint_url=None)``, as the API reference
+    documents; the client then closes the service's adapters with itself), and use it as
+    ``async with client:``. The constructor does no I/O. One client may serve many
+    concurrent tasks of one event loop; it must not be shared across event loops.
 
     Errors are the :class:`DeltaGliderError` tree (``ObjectNotFoundError`` is a
     ``FileNotFoundError``, ``InvalidArgumentError`` a ``ValueError``...); an
     ``ExceptionGroup`` never escapes a method.
     """
 
-    def __init__(self, config: DeltaGliderConfig | None = None) -> None:
-        self._config = config if config is not None else DeltaGliderConfig.from_env()
-        configure_logging(self._config.log_level)
-        self._bundle: ServiceBundle = build_service(self._config)
+    def __init__(
+        self,
+        service: AsyncDeltaService | DeltaGliderConfig | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if isinstance(service, AsyncDeltaService):
+            # The API reference's DeltaGliderClient(service, endpoint_url): the client runs
+            # on the given service and its adapters, and closes them with itself.
+            self._config = DeltaGliderConfig(
+                endpoint_url=endpoint_url,
+                tool_version=service.tool_version,
+                max_ratio=service.max_ratio,
+            )
+            self._bundle: ServiceBundle | GivenService = GivenService.of(self._config, service)
+        else:
+            config = service if service is not None else DeltaGliderConfig.from_env()
+            if endpoint_url is not None:
+                config = config.with_changes(endpoint_url=endpoint_url)
+            self._config = config
+            self._bundle = build_service(self._config)
+        hold_log_level(self, self._config.log_level)
         self._state = ClientState.UNOPENED
         self._bodies: set[AsyncStreamingBody] = set()
         self._work = _WorkDir()
@@ -224,6 +246,7 @@ class AsyncDeltaGliderClient:
             try:
                 await self._bundle.aclose()
             finally:
+                release_log_level(self)
                 await anyio.to_thread.run_sync(self._work.remove)
 
     async def _forget_body(self, body: AsyncStreamingBody) -> None:
@@ -236,7 +259,7 @@ class AsyncDeltaGliderClient:
         self,
         Bucket: str,
         Key: str,
-        Body: Any,
+        Body: Any = None,
         Metadata: Mapping[str, str] | None = None,
         ContentType: str | None = None,
         **kwargs: Any,
@@ -245,10 +268,21 @@ class AsyncDeltaGliderClient:
 
         ``Body`` may be ``bytes``/``bytearray``/``memoryview``, ``str`` (UTF-8), a
         ``pathlib.Path`` (or any ``os.PathLike``) naming a local file, a binary file object
-        (its blocking ``read`` runs in a worker thread; an ``async def read`` is awaited) or
-        an async iterator of bytes. Anything else raises :class:`InvalidArgumentError`
-        naming the type. ``Metadata`` is stored as ``user-<name>`` metadata and returned
-        without the prefix; ``ContentType`` becomes the object's Content-Type.
+        (its blocking ``read`` runs in a worker thread; an ``async def read`` is awaited),
+        an async iterator of bytes, or ``None`` (an empty object, as boto3 stores).
+        Anything else raises :class:`InvalidArgumentError` naming the type. ``Metadata`` is
+        stored as ``user-<name>`` metadata and returned without the prefix;
+        ``ContentType`` becomes the object's Content-Type.
+
+        boto3's other parameters: ``ACL``, ``StorageClass``, ``Tagging``,
+        ``ServerSideEncryption``, ``SSEKMSKeyId``, ``CacheControl``, ``ContentDisposition``,
+        ``ContentEncoding``, ``ContentLanguage``, ``Expires``, ``Grant*`` are set on the
+        stored object (server-side encryption also on a reference this put creates);
+        ``ContentMD5``, ``ChecksumSHA256`` and ``ContentLength`` are checked against the
+        bytes before anything is stored; ``IfNoneMatch="*"`` and ``IfMatch`` are checked
+        against the name's current ETag (before the write); ``ChecksumAlgorithm="SHA256"``
+        adds ``ChecksumSHA256`` to the response. Others raise :class:`InvalidArgumentError`
+        naming them (see :mod:`deltaglider_async._boto3_params`).
 
         Returns ``ETag`` (the quoted MD5 of the original bytes) and ``DeltaGliderInfo``:
         ``IsDelta``, ``StoredAs`` (``reference`` for the first file of a deltaspace,
@@ -257,30 +291,50 @@ class AsyncDeltaGliderClient:
 
         Raises :class:`ReservedKeyError` for keys named ``reference.bin`` or ending in
         ``.delta`` before anything is read or written, :class:`BucketNotFoundError` for a
-        missing bucket. Other boto3 parameters in ``kwargs`` (``ACL``, ``Tagging``...) are
-        accepted for compatibility and ignored, with a warning in the log.
+        missing bucket, :class:`PreconditionFailedError` when a condition does not hold.
         """
         bucket, key = _bucket(Bucket), _key(Key)
         check_user_key(key)
-        if kwargs:
-            _log.warning("put_object ignores parameters: %s", ", ".join(sorted(kwargs)))
-        chunks = await _body_chunks(Body)
+        extra = await accept("put_object", kwargs, honoured=_PUT_HONOURED, settings=OBJECT_SETTINGS)
+        checks = _content_checks(extra.honoured)
         target = ObjectKey(bucket, key)
+        await self._check_write_conditions(target, extra.honoured)
+        chunks = await _body_chunks(b"" if Body is None else Body)
         summary = await self._bundle.service.put_stream(
-            chunks, target.space, target.name, metadata=Metadata, content_type=ContentType
+            chunks,
+            target.space,
+            target.name,
+            metadata=Metadata,
+            content_type=ContentType,
+            settings=extra.settings,
+            checks=checks,
         )
-        return shape.put_response(summary)
+        want_sha = "ChecksumSHA256" in extra.honoured or (
+            str(extra.honoured.get("ChecksumAlgorithm", "")).upper() == "SHA256"
+        )
+        return shape.put_response(summary, checksum_sha256=want_sha)
+
+    async def _check_write_conditions(self, target: ObjectKey, honoured: Mapping[str, Any]) -> None:
+        if "IfNoneMatch" not in honoured and "IfMatch" not in honoured:
+            return
+        try:
+            current: str | None = (await self._bundle.service.resolve(target)).etag
+        except ObjectNotFoundError:
+            current = None
+        check_write(target.url, honoured, current)
 
     @_api
     async def get_object(
-        self, Bucket: str, Key: str, Range: str | None = None
+        self, Bucket: str, Key: str, Range: str | None = None, **kwargs: Any
     ) -> shape.GetObjectResponse:
         """Open ``Key`` (its logical or ``.delta`` name) for streaming reads.
 
         The response carries ``Body`` (an :class:`AsyncStreamingBody`: ``read``,
         ``iter_chunks``, ``close``, ``async with``), ``ContentLength``, ``ContentType``,
         ``ETag`` (quoted MD5 of the original), ``LastModified``, ``Metadata`` (the caller's
-        own, without prefix) and, for ranges, ``ContentRange``. Close the body when done.
+        own, without prefix), the object settings S3 returns (``CacheControl``,
+        ``StorageClass``, ``ServerSideEncryption``...) and, for ranges, ``ContentRange``.
+        Close the body when done.
 
         A delta is reconstructed into a private temp file and verified *before* this
         returns, so every byte read is final; the file is removed when the body closes. A
@@ -295,20 +349,32 @@ class AsyncDeltaGliderClient:
         copy, since a range alone cannot be checked against the whole file's SHA-256; a
         range of a plain S3 object is fetched as it is.
 
+        boto3's ``IfMatch``, ``IfNoneMatch``, ``IfModifiedSince``, ``IfUnmodifiedSince``
+        apply to the file's ETag and LastModified (:class:`PreconditionFailedError`,
+        :class:`NotModifiedError`); ``Response*`` parameters set the response's headers;
+        ``ChecksumMode`` is always satisfied (the SHA-256 is checked). Others raise
+        :class:`InvalidArgumentError` naming them.
+
         An object deltaglider wrote but whose metadata was lost (a ``.delta`` copied by a
         tool that dropped ``x-amz-meta-*``) raises :class:`UnverifiableObjectError`: its
         bytes are never handed out as the file.
         """
         bucket, key = _bucket(Bucket), _key(Key)
+        extra = await accept("get_object", kwargs, honoured=_READ_HONOURED)
         wanted = None if Range is None else _parse_range(Range)
         resolved = await self._bundle.service.resolve(ObjectKey(bucket, key))
         resolved.check_readable()
+        check_read(
+            resolved.stored.url, extra.honoured, resolved.etag, shape.last_modified(resolved)
+        )
         kind = resolved.meta.kind
         if kind is meta_codec.ObjectKind.DELTA or (
             wanted is not None and kind is not meta_codec.ObjectKind.PLAIN
         ):
-            return await self._get_reconstructed(resolved, wanted, Range)
-        return await self._get_streamed(resolved, wanted, Range)
+            response = await self._get_reconstructed(resolved, wanted, Range)
+        else:
+            response = await self._get_streamed(resolved, wanted, Range)
+        return shape.with_overrides(response, extra.honoured)
 
     async def _get_reconstructed(
         self, resolved: ResolvedObject, wanted: tuple[int | None, int | None] | None, spec: Any
@@ -370,19 +436,25 @@ class AsyncDeltaGliderClient:
         return shape.get_response(live, body, content_range)
 
     @_api
-    async def head_object(self, Bucket: str, Key: str) -> shape.HeadObjectResponse:
+    async def head_object(self, Bucket: str, Key: str, **kwargs: Any) -> shape.HeadObjectResponse:
         """Describe ``Key`` (logical or ``.delta`` name) as the user stored it.
 
         ``ContentLength`` is the original size, ``ETag`` the quoted MD5 of the original
         bytes, ``LastModified`` a datetime (``dg-created-at``, else the object's own),
-        ``ContentType`` and ``Metadata`` (user metadata without prefix); ``DeltaGlider``
-        tells how it is stored. Raises :class:`ObjectNotFoundError` or
-        :class:`BucketNotFoundError`, and :class:`UnverifiableObjectError` for an object
-        whose deltaglider metadata was lost (its size and ETag would be the patch's).
+        ``ContentType``, ``Metadata`` (user metadata without prefix) and the object
+        settings S3 returns; ``DeltaGlider`` tells how it is stored. The conditional and
+        ``Response*`` parameters of boto3 apply as in :meth:`get_object`. Raises
+        :class:`ObjectNotFoundError` or :class:`BucketNotFoundError`, and
+        :class:`UnverifiableObjectError` for an object whose deltaglider metadata was lost
+        (its size and ETag would be the patch's).
         """
+        extra = await accept("head_object", kwargs, honoured=_READ_HONOURED)
         resolved = await self._bundle.service.resolve(ObjectKey(_bucket(Bucket), _key(Key)))
         resolved.check_readable()
-        return shape.head_response(resolved)
+        check_read(
+            resolved.stored.url, extra.honoured, resolved.etag, shape.last_modified(resolved)
+        )
+        return shape.with_overrides(shape.head_response(resolved), extra.honoured)
 
     @_api
     async def list_objects(
@@ -394,6 +466,7 @@ class AsyncDeltaGliderClient:
         ContinuationToken: str | None = None,
         StartAfter: str | None = None,
         FetchMetadata: bool = False,
+        **kwargs: Any,
     ) -> shape.ListObjectsResponse:
         """List objects by their logical names, in the shape of ListObjectsV2.
 
@@ -408,8 +481,19 @@ class AsyncDeltaGliderClient:
         ``Size`` is the stored size. With ``FetchMetadata=True`` the deltas of the page
         (and only they) are HEADed concurrently: their ``Size`` becomes the original size,
         ``ETag`` the original's, and ``DeltaGlider`` gains ``OriginalSize``, ``DeltaRatio``
-        (stored/original) and ``CompressionRatio`` (1 - DeltaRatio).
+        (stored/original) and ``CompressionRatio`` (1 - DeltaRatio); every entry then has
+        ``Metadata`` as deltaglider 6.x reports it: ``deltaglider-is-delta`` (``"true"`` or
+        ``"false"``) and, for deltas, ``deltaglider-original-size`` (bytes) and
+        ``deltaglider-compression-ratio`` (the fraction saved, four decimals).
+
+        boto3's ``EncodingType="url"`` URL-encodes the keys of the response, as S3 does;
+        ``FetchOwner=True`` adds ``Owner`` to each entry. Other boto3 parameters raise
+        :class:`InvalidArgumentError` naming them.
         """
+        extra = await accept("list_objects", kwargs, honoured={"EncodingType", "FetchOwner"})
+        encoding = extra.honoured.get("EncodingType")
+        if encoding not in (None, "url"):
+            raise InvalidArgumentError(f"EncodingType must be 'url', got {encoding!r}")
         bucket = _bucket(Bucket)
         prefix = _text("Prefix", Prefix)
         delimiter = _text("Delimiter", Delimiter) or None
@@ -432,6 +516,7 @@ class AsyncDeltaGliderClient:
                 cursor=cursor,
                 learnt=self._key_order,
                 concurrency=self._config.metadata_concurrency,
+                fetch_owner=bool(extra.honoured.get("FetchOwner")),
             )
         objects = page.objects
         heads = await self._head_deltas(bucket, objects) if FetchMetadata else {}
@@ -441,7 +526,9 @@ class AsyncDeltaGliderClient:
             "MaxKeys": max_keys,
             "KeyCount": len(page.entries),
             "IsTruncated": page.is_truncated,
-            "Contents": [shape.listed_object(o, heads.get(o.key)) for o in objects],
+            "Contents": [
+                shape.listed_object(o, heads.get(o.key), fetched=FetchMetadata) for o in objects
+            ],
             "CommonPrefixes": [{"Prefix": p} for p in page.common_prefixes],
             "ResponseMetadata": shape.meta(),
         }
@@ -453,7 +540,7 @@ class AsyncDeltaGliderClient:
             response["StartAfter"] = StartAfter
         if page.next is not None:
             response["NextContinuationToken"] = shape.encode_token(page.next)
-        return response
+        return shape.url_encoded(response) if encoding == "url" else response
 
     async def _head_deltas(
         self, bucket: str, objects: Sequence[ObjectInfo]
@@ -468,16 +555,24 @@ class AsyncDeltaGliderClient:
         return heads
 
     @_api
-    async def delete_object(self, Bucket: str, Key: str) -> shape.DeleteObjectResponse:
+    async def delete_object(
+        self, Bucket: str, Key: str, **kwargs: Any
+    ) -> shape.DeleteObjectResponse:
         """Delete ``Key`` (logical or ``.delta`` name); the reference goes with the last delta.
 
         S3 semantics: deleting a key that does not exist succeeds (HTTP 204) with
         ``DeltaGliderInfo["Deleted"]`` False; a missing bucket raises
         :class:`BucketNotFoundError`. A ``reference.bin`` key is deleted only when no delta
         in its deltaspace needs it any more, else :class:`ReservedKeyError` is raised.
+        boto3's ``IfMatch``, ``IfMatchSize`` and ``IfMatchLastModifiedTime`` compare the
+        file's ETag, size and LastModified (:class:`PreconditionFailedError` when they
+        differ; nothing is deleted).
         """
+        extra = await accept("delete_object", kwargs, honoured=_DELETE_CONDITIONS)
         bucket, key = _bucket(Bucket), _key(Key)
         service = self._bundle.service
+        if extra.honoured:
+            await self._check_delete_conditions(ObjectKey(bucket, key), extra.honoured)
         if key.rpartition("/")[2] == REFERENCE_NAME:
             deleted = await self._delete_reference(ObjectKey(bucket, key).space)
             return _delete_response(deleted, "reference" if deleted else None, key, deleted)
@@ -488,6 +583,24 @@ class AsyncDeltaGliderClient:
         return _delete_response(
             True, summary.stored_as.value, summary.key, summary.reference_deleted
         )
+
+    async def _check_delete_conditions(
+        self, target: ObjectKey, honoured: Mapping[str, Any]
+    ) -> None:
+        try:
+            resolved = await self._bundle.service.resolve(target)
+        except ObjectNotFoundError:
+            if "IfMatch" in honoured:
+                raise
+            return
+        if "IfMatch" in honoured and not etag_matches(str(honoured["IfMatch"]), resolved.etag):
+            raise PreconditionFailedError(f"{target.url}: ETag does not match If-Match")
+        size = honoured.get("IfMatchSize")
+        if size is not None and size != resolved.original_size:
+            raise PreconditionFailedError(f"{target.url}: size is not {size}")
+        when = honoured.get("IfMatchLastModifiedTime")
+        if when is not None and not same_second(when, shape.last_modified(resolved)):
+            raise PreconditionFailedError(f"{target.url}: LastModified is not {when}")
 
     async def _delete_reference(self, space: DeltaSpace) -> bool:
         """Delete an unused reference; raise if deltas depend on it; False if missing."""
@@ -502,7 +615,7 @@ class AsyncDeltaGliderClient:
 
     @_api
     async def delete_objects(
-        self, Bucket: str, Delete: Mapping[str, Any]
+        self, Bucket: str, Delete: Mapping[str, Any], **kwargs: Any
     ) -> shape.DeleteObjectsResponse:
         """Batch delete: ``Delete={"Objects": [{"Key": ...}, ...], "Quiet": False}``.
 
@@ -512,8 +625,10 @@ class AsyncDeltaGliderClient:
         ``Deleted``; per-key failures go to ``Errors`` (``Key``, ``Code``, ``Message``).
         With ``Quiet`` only errors are reported. A ``reference.bin`` key still used by
         deltas is reported in ``Errors`` with code ``ReferenceInUse``. A missing bucket
-        raises :class:`BucketNotFoundError`.
+        raises :class:`BucketNotFoundError`. boto3's ``ChecksumAlgorithm`` is accepted:
+        the requests' integrity checksums are chosen per server by the S3 adapter.
         """
+        await accept("delete_objects", kwargs, honoured={"ChecksumAlgorithm"})
         bucket = _bucket(Bucket)
         requested, quiet = _parse_delete(Delete)
         await self._bundle.storage.head_bucket(bucket)
@@ -590,6 +705,7 @@ class AsyncDeltaGliderClient:
         Metadata: Mapping[str, str] | None = None,
         MetadataDirective: str = "COPY",
         ContentType: str | None = None,
+        **kwargs: Any,
     ) -> shape.CopyObjectResponse:
         """Copy an object: reconstruct and verify the source, then store it at ``Key``.
 
@@ -597,9 +713,16 @@ class AsyncDeltaGliderClient:
         ``.delta`` name). The copy is delta-compressed against the destination's own
         deltaspace, in any bucket. ``MetadataDirective="COPY"`` keeps the source's user
         metadata and Content-Type; ``"REPLACE"`` uses ``Metadata`` and ``ContentType``.
+        boto3's ``CopySourceIf*`` parameters apply to the source file, ``IfMatch`` and
+        ``IfNoneMatch="*"`` to the destination name, and the object settings (``ACL``,
+        ``StorageClass``, ``ServerSideEncryption``...) to the copy, as in :meth:`put_object`.
         Raises :class:`ObjectNotFoundError` for a missing source, :class:`ReservedKeyError`
-        for a reserved destination key and :class:`IntegrityError` for a corrupted source.
+        for a reserved destination key, :class:`PreconditionFailedError` when a condition
+        does not hold and :class:`IntegrityError` for a corrupted source.
         """
+        extra = await accept(
+            "copy_object", kwargs, honoured=_COPY_HONOURED, settings=OBJECT_SETTINGS
+        )
         bucket, key = _bucket(Bucket), _key(Key)
         check_user_key(key)
         source = _copy_source(CopySource)
@@ -610,15 +733,29 @@ class AsyncDeltaGliderClient:
             )
         service = self._bundle.service
         resolved = await service.resolve(source)
+        resolved.check_readable()
+        check_read(
+            resolved.stored.url,
+            extra.honoured,
+            resolved.etag,
+            shape.last_modified(resolved),
+            prefix="CopySource",
+        )
         metadata, content_type = Metadata, ContentType
         if directive == "COPY":
             metadata, content_type = shape.user_metadata(resolved), resolved.head.content_type
         target = ObjectKey(bucket, key)
+        await self._check_write_conditions(target, extra.honoured)
         path = self._work.new_path("copy")
         try:
             await service.reconstruct(resolved, path)
             summary = await service.put(
-                path, target.space, name=target.name, metadata=metadata, content_type=content_type
+                path,
+                target.space,
+                name=target.name,
+                metadata=metadata,
+                content_type=content_type,
+                settings=extra.settings,
             )
         finally:
             await _unlink_quietly(path)
@@ -632,25 +769,30 @@ class AsyncDeltaGliderClient:
 
     @_api
     async def create_bucket(
-        self, Bucket: str, CreateBucketConfiguration: Mapping[str, str] | None = None
+        self,
+        Bucket: str,
+        CreateBucketConfiguration: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> shape.BucketResponse:
         """Create a bucket; creating one this account already owns succeeds quietly.
 
         ``CreateBucketConfiguration={"LocationConstraint": region}`` picks the region
-        (default: the client's). A name owned by someone else raises
-        :class:`BucketAlreadyExistsError`.
+        (default: the client's). boto3's ``ACL``, ``Grant*``, ``ObjectOwnership`` and
+        ``ObjectLockEnabledForBucket`` are passed to S3. A name owned by someone else
+        raises :class:`BucketAlreadyExistsError`.
         """
+        extra = await accept("create_bucket", kwargs, settings=_BUCKET_SETTINGS)
         bucket = _bucket(Bucket)
         region = None
         if CreateBucketConfiguration is not None:
             if not isinstance(CreateBucketConfiguration, Mapping):
                 raise InvalidArgumentError("CreateBucketConfiguration must be a mapping")
             region = CreateBucketConfiguration.get("LocationConstraint") or None
-        await self._bundle.storage.create_bucket(bucket, region=region)
+        await self._bundle.storage.create_bucket(bucket, region=region, settings=extra.settings)
         return {"Location": f"/{bucket}", "ResponseMetadata": shape.meta()}
 
     @_api
-    async def delete_bucket(self, Bucket: str) -> shape.BucketResponse:
+    async def delete_bucket(self, Bucket: str, **kwargs: Any) -> shape.BucketResponse:
         """Delete an empty bucket; deleting a bucket that does not exist succeeds (idempotent).
 
         "Empty" means what listings show: deltaglider's own objects (the stats cache under
@@ -658,6 +800,7 @@ class AsyncDeltaGliderClient:
         is visible) are removed with the bucket. Any visible object makes it raise
         :class:`BucketNotEmptyError`, and nothing is deleted.
         """
+        await accept("delete_bucket", kwargs)
         bucket = _bucket(Bucket)
         storage = self._bundle.storage
         hidden: list[str] = []
@@ -675,15 +818,46 @@ class AsyncDeltaGliderClient:
         return {"ResponseMetadata": shape.meta(204)}
 
     @_api
-    async def list_buckets(self) -> shape.ListBucketsResponse:
-        """All buckets of the account: ``Buckets`` with ``Name`` and ``CreationDate``."""
-        buckets = await self._bundle.storage.list_buckets()
-        return {"Buckets": shape.bucket_entries(buckets), "ResponseMetadata": shape.meta()}
+    async def list_buckets(self, **kwargs: Any) -> shape.ListBucketsResponse:
+        """All buckets of the account, as boto3 returns them: ``Buckets`` (``Name``,
+        ``CreationDate``, ``BucketRegion`` where known), ``Owner``, ``ResponseMetadata``.
+
+        boto3's ``Prefix``, ``BucketRegion``, ``MaxBuckets`` and ``ContinuationToken``
+        select and page the buckets (the token is the last name returned).
+        """
+        extra = await accept("list_buckets", kwargs, honoured=_LIST_BUCKETS_HONOURED)
+        listing = await self._bundle.storage.list_buckets()
+        prefix = _text("Prefix", extra.honoured.get("Prefix"))
+        region = extra.honoured.get("BucketRegion")
+        after = _text("ContinuationToken", extra.honoured.get("ContinuationToken"))
+        chosen = [
+            b
+            for b in listing
+            if b.name.startswith(prefix)
+            and (region is None or b.region in (None, region))
+            and (not after or b.name > after)
+        ]
+        limit = extra.honoured.get("MaxBuckets")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidArgumentError(f"MaxBuckets must be an int >= 1, got {limit!r}")
+        response: shape.ListBucketsResponse = {
+            "Buckets": shape.bucket_entries(chosen[:limit]),
+            "Owner": dict(listing.owner),
+            "ResponseMetadata": shape.meta(),
+        }
+        if prefix:
+            response["Prefix"] = prefix
+        if limit is not None and len(chosen) > limit:
+            response["ContinuationToken"] = chosen[limit - 1].name
+        return response
 
     @_api
-    async def head_bucket(self, Bucket: str) -> shape.BucketResponse:
+    async def head_bucket(self, Bucket: str, **kwargs: Any) -> shape.BucketResponse:
         """Succeed if the bucket exists and is usable; raise :class:`BucketNotFoundError`
         or :class:`AccessDeniedError` otherwise."""
+        await accept("head_bucket", kwargs)
         await self._bundle.storage.head_bucket(_bucket(Bucket))
         return {"ResponseMetadata": shape.meta()}
 
@@ -695,8 +869,9 @@ class AsyncDeltaGliderClient:
         return {"ResponseMetadata": shape.meta()}
 
     @_api
-    async def get_bucket_acl(self, Bucket: str) -> shape.GetBucketAclResponse:
+    async def get_bucket_acl(self, Bucket: str, **kwargs: Any) -> shape.GetBucketAclResponse:
         """The bucket ACL: ``Owner`` and ``Grants`` as boto3 returns them."""
+        await accept("get_bucket_acl", kwargs)
         acl = await self._bundle.storage.get_bucket_acl(_bucket(Bucket))
         return {
             "Owner": dict(acl.get("Owner", {})),
@@ -710,6 +885,7 @@ class AsyncDeltaGliderClient:
         ClientMethod: str,
         Params: Mapping[str, Any] | None = None,
         ExpiresIn: int = 3600,
+        HttpMethod: str | None = None,
     ) -> str:
         """A presigned URL for ``ClientMethod`` (e.g. ``"get_object"``) with ``Params``.
 
@@ -739,7 +915,70 @@ class AsyncDeltaGliderClient:
             params["Key"] = resolved.stored.key
         elif method == "put_object":
             check_user_key(_key(params.get("Key")))
-        return await self._bundle.storage.presign(method, params, expires_in=ExpiresIn)
+        return await self._bundle.storage.presign(
+            method, params, expires_in=ExpiresIn, http_method=HttpMethod
+        )
+
+    @_api
+    async def rehydrate_for_download(
+        self, Bucket: str, Key: str, ExpiresIn: int = 3600
+    ) -> str | None:
+        """A plain, verified copy of a delta that lives ``ExpiresIn`` seconds; its key.
+
+        For a file stored as a delta, the file is reconstructed, checked against its
+        SHA-256 and stored as a plain object under ``.deltaglider/tmp/`` (hidden from
+        listings and statistics; reused while it lives long enough). Returns None for a
+        file stored direct or a plain object, whose own key serves its bytes. deltaglider
+        6.x's name. Raises :class:`ObjectNotFoundError`, :class:`IntegrityError`,
+        :class:`UnverifiableObjectError`, :class:`InvalidArgumentError` for an
+        ``ExpiresIn`` outside 1 s to 7 days.
+        """
+        key = ObjectKey(_bucket(Bucket), _key(Key))
+        rehydrate.check_key(key)
+        resolved = await self._bundle.service.resolve(key)
+        resolved.check_readable()
+        if resolved.meta.kind is not meta_codec.ObjectKind.DELTA:
+            return None
+        return await rehydrate.rehydrated_copy(
+            self._bundle.service, resolved, ExpiresIn, self._work.new_path("rehydrate")
+        )
+
+    @_api
+    async def generate_presigned_url_with_rehydration(
+        self, Bucket: str, Key: str, ExpiresIn: int = 3600
+    ) -> str:
+        """A presigned GET URL serving the file ``Key``, whether stored direct or as a delta.
+
+        A delta is rehydrated first (:meth:`rehydrate_for_download`: reconstructed, verified,
+        stored as a hidden plain copy living at least as long as the URL) and the URL
+        serves that copy, with ``Content-Disposition`` naming the original file. A direct
+        or plain object is presigned as it is. Expired copies are removed by
+        :meth:`purge_temp_files` (or a lifecycle rule on ``.deltaglider/tmp/``).
+        """
+        bucket = _bucket(Bucket)
+        temp = await self.rehydrate_for_download(bucket, Key, ExpiresIn)
+        if temp is None:
+            return await self.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": Key}, ExpiresIn=ExpiresIn
+            )
+        name = _key(Key).removesuffix(DELTA_SUFFIX).rpartition("/")[2]
+        params = {
+            "Bucket": bucket,
+            "Key": temp,
+            "ResponseContentDisposition": (f"attachment; filename*=UTF-8''{quote(name, safe='')}"),
+        }
+        return await self._bundle.storage.presign("get_object", params, expires_in=ExpiresIn)
+
+    @_api
+    async def purge_temp_files(self, Bucket: str) -> dict[str, Any]:
+        """Delete the expired rehydrated copies of ``Bucket`` (under ``.deltaglider/tmp/``).
+
+        Returns ``deleted_count``, ``expired_count``, ``error_count``,
+        ``total_size_freed`` (bytes), ``duration_seconds`` and ``errors`` (deltaglider
+        6.x's shape). Copies still valid are kept.
+        """
+        result = await rehydrate.purge_expired(self._bundle.storage, _bucket(Bucket))
+        return dataclasses.asdict(result)
 
     # ------------------------------------------------------------------ simple API
 
@@ -900,6 +1139,50 @@ class AsyncDeltaGliderClient:
         )
 
     @_api
+    async def upload_batch(
+        self,
+        files: Iterable[str | os.PathLike[str]],
+        s3_url: str,
+        max_ratio: float | None = None,
+        progress_callback: Callable[[str, int, int], object] | None = None,
+    ) -> list[UploadSummary]:
+        """Upload local files into the "directory" ``s3_url``; deltaglider 6.x's name.
+
+        A thin name over :meth:`upload_many`: each file is stored as
+        ``<prefix>/<file name>``, all in one directory so that they delta against one
+        reference. ``progress_callback(file name, files done, total)`` follows each file.
+        Returns the summaries in input order; if any file failed, the others are still
+        uploaded and the first failure is raised.
+        """
+        results = await self.upload_many(
+            list(files),
+            s3_url,
+            max_ratio=max_ratio,
+            progress=_batch_progress(progress_callback),
+        )
+        return [_unwrap(result) for result in results]
+
+    @_api
+    async def download_batch(
+        self,
+        s3_urls: Iterable[str],
+        output_dir: str | os.PathLike[str],
+        progress_callback: Callable[[str, int, int], object] | None = None,
+    ) -> list[Path]:
+        """Download objects into ``output_dir`` under their names; deltaglider 6.x's name.
+
+        A thin name over :meth:`download_many`; every file is verified and renamed into
+        place atomically. Returns the local paths in input order; if any download failed,
+        the others are still written and the first failure is raised.
+        """
+        results = await self.download_many(
+            list(s3_urls), output_dir, progress=_batch_progress(progress_callback)
+        )
+        for result in results:
+            _unwrap(result)
+        return [Path(result.destination) for result in results]
+
+    @_api
     async def get_bucket_stats(
         self,
         bucket: str,
@@ -1003,6 +1286,91 @@ class _DeleteBatch:
 # ---------------------------------------------------------------------------------------
 # Argument checks and helpers
 # ---------------------------------------------------------------------------------------
+
+#: boto3 parameters of put_object that deltaglider applies itself.
+_PUT_HONOURED: Final = frozenset(
+    {"ContentMD5", "ChecksumSHA256", "ChecksumAlgorithm", "ContentLength", "IfNoneMatch", "IfMatch"}
+)
+#: boto3 parameters of copy_object that deltaglider applies itself.
+_COPY_HONOURED: Final = frozenset(
+    {f"CopySource{name}" for name in READ_CONDITIONS} | {"IfMatch", "IfNoneMatch"}
+)
+#: boto3 parameters of create_bucket passed to S3.
+_BUCKET_SETTINGS: Final = frozenset(
+    {
+        "ACL",
+        "GrantFullControl",
+        "GrantRead",
+        "GrantReadACP",
+        "GrantWrite",
+        "GrantWriteACP",
+        "ObjectLockEnabledForBucket",
+        "ObjectOwnership",
+    }
+)
+#: boto3 parameters of list_buckets that deltaglider applies itself.
+_LIST_BUCKETS_HONOURED: Final = frozenset(
+    {"Prefix", "BucketRegion", "MaxBuckets", "ContinuationToken"}
+)
+#: boto3 parameters of delete_object that deltaglider applies itself.
+_DELETE_CONDITIONS: Final = frozenset({"IfMatch", "IfMatchSize", "IfMatchLastModifiedTime"})
+#: boto3 parameters of get_object/head_object that deltaglider applies itself.
+_READ_HONOURED: Final = READ_CONDITIONS | shape.RESPONSE_OVERRIDES.keys() | {"ChecksumMode"}
+
+
+def _batch_progress(
+    callback: Callable[[str, int, int], object] | None,
+) -> ProgressCallback | None:
+    """A bulk ``progress`` callback calling 6.x's ``callback(file name, done, total)``."""
+    if callback is None:
+        return None
+
+    def report(event: Progress) -> object:
+        name = event.source.rstrip("/").rpartition("/")[2].removesuffix(DELTA_SUFFIX)
+        return callback(name, event.done, event.total)
+
+    return report
+
+
+def _unwrap(result: ItemResult[_T]) -> _T:
+    """The value of a bulk item, or its error raised."""
+    if result.error is not None:
+        raise result.error
+    assert result.value is not None
+    return result.value
+
+
+def _content_checks(honoured: Mapping[str, Any]) -> ContentChecks | None:
+    """What ``ContentMD5``/``ChecksumSHA256`` (base64) and ``ContentLength`` announce."""
+    if not {"ContentMD5", "ChecksumSHA256", "ContentLength"} & honoured.keys():
+        return None
+    algorithm = str(honoured.get("ChecksumAlgorithm", "SHA256")).upper()
+    if "ChecksumAlgorithm" in honoured and algorithm != "SHA256":
+        raise InvalidArgumentError(
+            f"ChecksumAlgorithm {honoured['ChecksumAlgorithm']!r} is not supported: "
+            "deltaglider checks SHA-256"
+        )
+    size = honoured.get("ContentLength")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise InvalidArgumentError(f"ContentLength must be an int >= 0, got {size!r}")
+    return ContentChecks(
+        md5=_b64_hex("ContentMD5", honoured.get("ContentMD5"), 16),
+        sha256=_b64_hex("ChecksumSHA256", honoured.get("ChecksumSHA256"), 32),
+        size=size,
+    )
+
+
+def _b64_hex(name: str, value: Any, length: int) -> str | None:
+    """A base64 digest as lowercase hex; InvalidArgumentError when it is not one."""
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != length:
+        raise InvalidArgumentError(f"{name} must be a base64 digest of {length} bytes")
+    return raw.hex()
 
 
 def _text(name: str, value: Any) -> str:

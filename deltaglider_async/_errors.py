@@ -16,7 +16,8 @@ working for callers that never heard of this package::
     ├── StorageError .................................. IOError
     │   ├── IntegrityError         (sha256 mismatch, undecodable delta, tampered cache)
     │   │   └── UnverifiableObjectError (its metadata is lost: nothing to check it against)
-    │   ├── PreconditionFailedError (a conditional write lost the race)
+    │   ├── PreconditionFailedError (a condition such as If-Match does not hold)
+    │   ├── NotModifiedError       (If-None-Match / If-Modified-Since: HTTP 304)
     │   ├── ConditionalWriteNotSupportedError
     │   ├── BucketAlreadyExistsError (owned by someone else)
     │   └── BucketNotEmptyError
@@ -89,7 +90,12 @@ class UnverifiableObjectError(IntegrityError):
 
 
 class PreconditionFailedError(StorageError):
-    """A conditional write (``If-None-Match: *``) found the object already present."""
+    """A condition does not hold: ``If-Match``/``If-Unmodified-Since`` (HTTP 412), or a
+    conditional write (``If-None-Match: *``) found the object already present."""
+
+
+class NotModifiedError(StorageError):
+    """``If-None-Match``/``If-Modified-Since`` on a read: the object has not changed (304)."""
 
 
 class ConditionalWriteNotSupportedError(StorageError):

@@ -14,7 +14,10 @@ from .adapters.reference_cache import EncryptedReferenceCache
 from .adapters.s3_storage import S3Storage
 from .adapters.xdelta3 import XDelta3Diff
 from .core.service import AsyncDeltaService
+from .ports.cache import ReferenceCachePort
+from .ports.diff import DiffPort
 from .ports.metrics import MetricsPort
+from .ports.storage import StoragePort
 
 if TYPE_CHECKING:
     from ._client import AsyncDeltaGliderClient
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class ServiceBundle:
-    """An AsyncDeltaService with the adapters it was built from, closed together."""
+    """An AsyncDeltaService with the default adapters it was built from, closed together."""
 
     config: DeltaGliderConfig
     service: AsyncDeltaService
@@ -39,17 +42,49 @@ class ServiceBundle:
             await self.storage.aclose()
 
 
+@dataclass(slots=True)
+class GivenService:
+    """An AsyncDeltaService built by the caller, with the adapters it holds.
+
+    Closing it closes the service and every adapter that has an ``aclose``.
+    """
+
+    config: DeltaGliderConfig
+    service: AsyncDeltaService
+    storage: StoragePort
+    cache: ReferenceCachePort
+    diff: DiffPort
+
+    @classmethod
+    def of(cls, config: DeltaGliderConfig, service: AsyncDeltaService) -> GivenService:
+        """Wrap ``service``."""
+        return cls(config, service, service.storage, service.cache, service.diff)
+
+    async def aclose(self) -> None:
+        """Close the service, then every adapter that can be closed; idempotent."""
+        try:
+            await self.service.aclose()
+            await self.cache.aclose()
+        finally:
+            for port in (self.service.hasher, self.service.metrics, self.storage):
+                aclose = getattr(port, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+
 def build_service(
     config: DeltaGliderConfig, *, metrics: MetricsPort | None = None
 ) -> ServiceBundle:
     """Build the default adapters and the service. Does no I/O."""
     storage = S3Storage(config)
     cache = EncryptedReferenceCache()
+    logger = StdLogger(level=config.log_level)
     diff = XDelta3Diff(
         level=config.xdelta_level,
         secondary=config.xdelta_secondary,
         max_window=config.max_window,
         max_processes=config.diff_processes,
+        logger=logger,
     )
     service = AsyncDeltaService(
         storage=storage,
@@ -57,7 +92,7 @@ def build_service(
         hasher=StdlibHasher(),
         cache=cache,
         clock=UtcClock(),
-        logger=StdLogger(),
+        logger=logger,
         metrics=metrics if metrics is not None else NoopMetrics(),
         tool_version=config.tool_version,
         max_ratio=config.max_ratio,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from ._errors import InvalidURLError
 
@@ -125,40 +126,80 @@ class StoredAs(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class PutSummary:
-    """What :meth:`AsyncDeltaService.put` stored.
+class ContentChecks:
+    """What a caller says the bytes it uploads are (boto3's ``ContentMD5``,
+    ``ChecksumSHA256``, ``ContentLength``), as hex digests and a size in bytes.
 
-    ``operation`` is ``"create_reference"`` (the file became the space's reference and
-    a zero-diff delta), ``"create_delta"`` or ``"upload_direct"``. ``key`` is the stored
-    key (``.delta`` for deltas); ``logical_key`` the name the user reads it back with.
+    A put whose bytes do not match stores nothing and raises :class:`InvalidArgumentError`.
     """
 
-    operation: str
+    md5: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+#: What a put did: the file became its directory's reference (stored with a zero-diff
+#: delta), was stored as a delta against the existing reference, or was stored direct.
+PutAction = Literal["create_reference", "create_delta", "upload_direct"]
+
+
+@dataclass(frozen=True, slots=True)
+class PutSummary:
+    """What :meth:`AsyncDeltaService.put` stored (the API reference's ``PutSummary``).
+
+    ``operation`` is ``"PUT_DELTA"`` when the file was stored as a delta (also the first
+    file of a directory, which becomes its reference plus a zero-diff delta) and ``"PUT"``
+    when it was stored direct; ``action`` tells the three apart (``"create_reference"``,
+    ``"create_delta"``, ``"upload_direct"``; before 0.2 these were ``operation``'s values).
+    ``key`` is the stored key (``x.zip.delta`` for deltas), ``logical_key`` the name it is
+    read back with. Hashes are lowercase hex SHA-256: ``file_hash`` of the original bytes,
+    ``delta_hash`` of the stored delta, ``reference_hash`` of the reference it was encoded
+    against. Sizes are bytes; ``stored_size`` counts a reference this put created.
+    """
+
+    operation: Literal["PUT", "PUT_DELTA"]
     bucket: str
     key: str
-    logical_key: str
-    original_name: str
     file_size: int
-    file_sha256: str
-    md5: str
-    stored_size: int
-    etag: str
+    file_hash: str
     delta_size: int | None = None
+    delta_hash: str | None = None
     delta_ratio: float | None = None
+    reference_hash: str | None = None
+    action: PutAction = "upload_direct"
+    logical_key: str = ""
+    original_name: str = ""
+    md5: str = ""
+    stored_size: int = 0
+    etag: str = ""
     ref_key: str | None = None
-    ref_sha256: str | None = None
     cache_hit: bool = False
     reference_size: int | None = None
 
     @property
+    def file_sha256(self) -> str:
+        """Alias of :attr:`file_hash`."""
+        return self.file_hash
+
+    @property
+    def ref_sha256(self) -> str | None:
+        """Alias of :attr:`reference_hash`."""
+        return self.reference_hash
+
+    @property
+    def created_reference(self) -> bool:
+        """True when the file became its directory's reference."""
+        return self.action == "create_reference"
+
+    @property
     def stored_as(self) -> StoredAs:
         """``DELTA`` for deltas and new references, ``DIRECT`` otherwise."""
-        return StoredAs.DIRECT if self.operation == "upload_direct" else StoredAs.DELTA
+        return StoredAs.DELTA if self.operation == "PUT_DELTA" else StoredAs.DIRECT
 
     @property
     def is_delta(self) -> bool:
         """True when the file was stored as a delta (including a new reference's)."""
-        return self.stored_as is StoredAs.DELTA
+        return self.operation == "PUT_DELTA"
 
     @property
     def savings_percent(self) -> float:
@@ -170,7 +211,12 @@ class PutSummary:
 
 @dataclass(frozen=True, slots=True)
 class GetSummary:
-    """What :meth:`AsyncDeltaService.get` reconstructed and verified."""
+    """What :meth:`AsyncDeltaService.get` reconstructed and verified.
+
+    ``operation`` is ``"GET_DELTA"`` for a delta (``reconstructed`` True) and ``"GET"``
+    otherwise; ``size`` is in bytes and ``hash`` (alias ``sha256``) the SHA-256 of the
+    bytes written, which matched the recorded one.
+    """
 
     bucket: str
     key: str
@@ -180,28 +226,73 @@ class GetSummary:
     stored_as: StoredAs
     reference_cache_hit: bool = False
 
+    @property
+    def operation(self) -> Literal["GET", "GET_DELTA"]:
+        """``"GET_DELTA"`` when the bytes were reconstructed from a delta, else ``"GET"``."""
+        return "GET_DELTA" if self.stored_as is StoredAs.DELTA else "GET"
+
+    @property
+    def hash(self) -> str:
+        """The SHA-256 of the bytes (alias of :attr:`sha256`)."""
+        return self.sha256
+
+    @property
+    def reconstructed(self) -> bool:
+        """True when the bytes were reconstructed from a delta and its reference."""
+        return self.stored_as is StoredAs.DELTA
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """Outcome of :meth:`AsyncDeltaService.verify`; ``valid`` is False on corruption."""
+    """Outcome of :meth:`AsyncDeltaService.verify`; ``valid`` is False on corruption.
+
+    ``operation`` is ``"VERIFY_DELTA"`` for a delta and ``"VERIFY"`` otherwise.
+    ``expected_hash`` is the recorded SHA-256 (empty for a plain S3 object),
+    ``actual_hash`` the one computed (None when the bytes could not be reconstructed) and
+    ``details`` says what was found.
+    """
 
     valid: bool
-    expected_sha256: str
-    actual_sha256: str
-    message: str
+    operation: Literal["VERIFY", "VERIFY_DELTA"]
+    expected_hash: str
+    actual_hash: str | None = None
+    details: str | None = None
+
+    @property
+    def expected_sha256(self) -> str:
+        """Alias of :attr:`expected_hash`."""
+        return self.expected_hash
+
+    @property
+    def actual_sha256(self) -> str:
+        """Alias of :attr:`actual_hash` (empty when none was computed)."""
+        return self.actual_hash or ""
+
+    @property
+    def message(self) -> str:
+        """Alias of :attr:`details`."""
+        return self.details or ""
 
 
 @dataclass(frozen=True, slots=True)
 class UploadSummary:
-    """User-facing result of ``upload()``: sizes and savings of one stored file."""
+    """User-facing result of ``upload()``: sizes and savings of one stored file.
 
-    operation: str
+    ``operation`` is ``"PUT_DELTA"`` or ``"PUT"`` and ``action`` the finer
+    ``"create_reference"``/``"create_delta"``/``"upload_direct"``. ``key`` is the name the
+    file is listed and downloaded by; ``stored_key`` the stored object (``….delta`` for a
+    delta). Sizes are bytes.
+    """
+
+    operation: Literal["PUT", "PUT_DELTA"]
     bucket: str
     key: str
     original_size: int
     stored_size: int
     is_delta: bool
     delta_ratio: float = 0.0
+    action: PutAction = "upload_direct"
+    stored_key: str = ""
 
     @property
     def original_size_mb(self) -> float:
@@ -226,11 +317,13 @@ class UploadSummary:
         return cls(
             operation=summary.operation,
             bucket=summary.bucket,
-            key=summary.key,
+            key=summary.logical_key or summary.key,
             original_size=summary.file_size,
             stored_size=summary.stored_size,
             is_delta=summary.is_delta,
             delta_ratio=summary.delta_ratio or 0.0,
+            action=summary.action,
+            stored_key=summary.key,
         )
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final, NotRequired, TypedDict
+from typing import Any, Final, NotRequired, TypedDict, TypeVar
+from urllib.parse import quote
 
 from ._body import AsyncStreamingBody
 from ._errors import InvalidArgumentError
 from ._models import PutSummary, StoredAs
+from ._response_metadata import ResponseMetadata, response_metadata
 from .core.keys import KeyRole, logical_key, role
 from .core.listing import Cursor, KeyOrder
 from .core.metadata import ObjectKind, decode
@@ -42,12 +44,6 @@ _MIB: Final = 1024 * 1024
 _TOKEN_VERSION: Final = 2
 
 
-class ResponseMetadata(TypedDict):
-    """The ``ResponseMetadata`` entry every boto3 response has."""
-
-    HTTPStatusCode: int
-
-
 class DeltaGliderPutInfo(TypedDict):
     """How ``put_object``/``copy_object`` stored the bytes."""
 
@@ -67,6 +63,7 @@ class PutObjectResponse(TypedDict):
     ETag: str
     DeltaGliderInfo: DeltaGliderPutInfo
     ResponseMetadata: ResponseMetadata
+    ChecksumSHA256: NotRequired[str]
 
 
 class ObjectInfoDG(TypedDict):
@@ -93,6 +90,15 @@ class HeadObjectResponse(TypedDict):
     DeltaGlider: ObjectInfoDG
     ResponseMetadata: ResponseMetadata
     VersionId: NotRequired[str]
+    CacheControl: NotRequired[str]
+    ContentDisposition: NotRequired[str]
+    ContentEncoding: NotRequired[str]
+    ContentLanguage: NotRequired[str]
+    Expires: NotRequired[datetime | str]
+    StorageClass: NotRequired[str]
+    ServerSideEncryption: NotRequired[str]
+    SSEKMSKeyId: NotRequired[str]
+    BucketKeyEnabled: NotRequired[bool]
 
 
 class GetObjectResponse(TypedDict):
@@ -109,6 +115,15 @@ class GetObjectResponse(TypedDict):
     ResponseMetadata: ResponseMetadata
     ContentRange: NotRequired[str]
     VersionId: NotRequired[str]
+    CacheControl: NotRequired[str]
+    ContentDisposition: NotRequired[str]
+    ContentEncoding: NotRequired[str]
+    ContentLanguage: NotRequired[str]
+    Expires: NotRequired[datetime | str]
+    StorageClass: NotRequired[str]
+    ServerSideEncryption: NotRequired[str]
+    SSEKMSKeyId: NotRequired[str]
+    BucketKeyEnabled: NotRequired[bool]
 
 
 class ListedObjectDG(TypedDict):
@@ -122,7 +137,13 @@ class ListedObjectDG(TypedDict):
 
 
 class ListedObject(TypedDict):
-    """One entry of ``Contents`` in ``list_objects``."""
+    """One entry of ``Contents`` in ``list_objects``.
+
+    ``Metadata`` (with ``FetchMetadata=True``) holds ``deltaglider-is-delta``
+    (``"true"``/``"false"``) and, for deltas, ``deltaglider-original-size`` (bytes) and
+    ``deltaglider-compression-ratio`` (the fraction saved, ``1 - delta/original``, four
+    decimals), as deltaglider 6.x reports them. ``Owner`` with ``FetchOwner=True``.
+    """
 
     Key: str
     Size: int
@@ -130,6 +151,8 @@ class ListedObject(TypedDict):
     ETag: str
     StorageClass: str
     DeltaGlider: ListedObjectDG
+    Metadata: NotRequired[dict[str, str]]
+    Owner: NotRequired[dict[str, str]]
 
 
 class CommonPrefix(TypedDict):
@@ -153,6 +176,7 @@ class ListObjectsResponse(TypedDict):
     ContinuationToken: NotRequired[str]
     NextContinuationToken: NotRequired[str]
     StartAfter: NotRequired[str]
+    EncodingType: NotRequired[str]
 
 
 class DeleteInfo(TypedDict):
@@ -247,13 +271,18 @@ class BucketEntry(TypedDict):
 
     Name: str
     CreationDate: datetime | None
+    BucketRegion: NotRequired[str]
 
 
 class ListBucketsResponse(TypedDict):
-    """Response of ``list_buckets``."""
+    """Response of ``list_buckets``, as boto3's: ``Buckets``, ``Owner``; ``Prefix`` and
+    ``ContinuationToken`` when given or left."""
 
     Buckets: list[BucketEntry]
+    Owner: dict[str, str]
     ResponseMetadata: ResponseMetadata
+    Prefix: NotRequired[str]
+    ContinuationToken: NotRequired[str]
 
 
 class GetBucketAclResponse(TypedDict):
@@ -270,8 +299,9 @@ class GetBucketAclResponse(TypedDict):
 
 
 def meta(status: int = 200) -> ResponseMetadata:
-    """A ``ResponseMetadata`` entry."""
-    return {"HTTPStatusCode": status}
+    """The ``ResponseMetadata`` entry of a response with ``status`` (see
+    :mod:`deltaglider_async._response_metadata`)."""
+    return response_metadata(status)
 
 
 def quote_etag(etag: str) -> str:
@@ -283,7 +313,7 @@ def quote_etag(etag: str) -> str:
 
 def stored_as_label(summary: PutSummary) -> str:
     """``reference`` for the first file of a space, else ``delta`` or ``direct``."""
-    if summary.operation == "create_reference":
+    if summary.action == "create_reference":
         return StoredAs.REFERENCE.value
     return summary.stored_as.value
 
@@ -297,14 +327,21 @@ def put_info(summary: PutSummary) -> DeltaGliderPutInfo:
         "StoredSizeMB": summary.stored_size / _MIB,
         "SavingsPercent": summary.savings_percent,
         "DeltaRatio": summary.delta_ratio or 0.0,
-        "Operation": summary.operation,
+        "Operation": summary.action,
         "StoredKey": summary.key,
     }
 
 
-def put_response(summary: PutSummary) -> PutObjectResponse:
-    """The response of ``put_object``."""
-    return {"ETag": summary.etag, "DeltaGliderInfo": put_info(summary), "ResponseMetadata": meta()}
+def put_response(summary: PutSummary, *, checksum_sha256: bool = False) -> PutObjectResponse:
+    """The response of ``put_object`` (with ``ChecksumSHA256``, base64, when asked)."""
+    response: PutObjectResponse = {
+        "ETag": summary.etag,
+        "DeltaGliderInfo": put_info(summary),
+        "ResponseMetadata": meta(),
+    }
+    if checksum_sha256:
+        response["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(summary.file_hash)).decode()
+    return response
 
 
 def user_metadata(resolved: ResolvedObject) -> dict[str, str]:
@@ -338,9 +375,35 @@ def last_modified(resolved: ResolvedObject) -> datetime:
     return resolved.meta.created_at or resolved.head.last_modified
 
 
+#: ``Response*`` parameters of get_object/head_object and the header each sets.
+RESPONSE_OVERRIDES: Final[Mapping[str, str]] = {
+    "ResponseCacheControl": "CacheControl",
+    "ResponseContentDisposition": "ContentDisposition",
+    "ResponseContentEncoding": "ContentEncoding",
+    "ResponseContentLanguage": "ContentLanguage",
+    "ResponseContentType": "ContentType",
+    "ResponseExpires": "Expires",
+}
+
+ObjectResponse = TypeVar("ObjectResponse", HeadObjectResponse, GetObjectResponse)
+
+
+def with_overrides(response: ObjectResponse, honoured: Mapping[str, Any]) -> ObjectResponse:
+    """``response`` with the headers its ``Response*`` parameters set."""
+    for parameter, header in RESPONSE_OVERRIDES.items():
+        if parameter in honoured:
+            response[header] = honoured[parameter]  # type: ignore[literal-required]
+    return response
+
+
+def _settings(resolved: ResolvedObject) -> dict[str, Any]:
+    return {k: v for k, v in resolved.head.settings.items() if k != "ContentType"}
+
+
 def head_response(resolved: ResolvedObject) -> HeadObjectResponse:
     """The response of ``head_object``."""
     response: HeadObjectResponse = {
+        **_settings(resolved),  # type: ignore[typeddict-item]
         "ContentLength": resolved.original_size,
         "ContentType": content_type(resolved.head),
         "ETag": quote_etag(resolved.etag),
@@ -360,6 +423,7 @@ def get_response(
 ) -> GetObjectResponse:
     """The response of ``get_object``."""
     response: GetObjectResponse = {
+        **_settings(resolved),  # type: ignore[typeddict-item]
         "Body": body,
         "ContentLength": body.content_length,
         "ContentType": content_type(resolved.head),
@@ -377,9 +441,15 @@ def get_response(
     return response
 
 
-def bucket_entries(buckets: list[BucketInfo]) -> list[BucketEntry]:
+def bucket_entries(buckets: Iterable[BucketInfo]) -> list[BucketEntry]:
     """``Buckets`` of ``list_buckets``."""
-    return [{"Name": b.name, "CreationDate": b.creation_date} for b in buckets]
+    entries: list[BucketEntry] = []
+    for bucket in buckets:
+        entry: BucketEntry = {"Name": bucket.name, "CreationDate": bucket.creation_date}
+        if bucket.region:
+            entry["BucketRegion"] = bucket.region
+        entries.append(entry)
+    return entries
 
 
 # ---------------------------------------------------------------------------------------
@@ -387,8 +457,13 @@ def bucket_entries(buckets: list[BucketInfo]) -> list[BucketEntry]:
 # ---------------------------------------------------------------------------------------
 
 
-def listed_object(info: ObjectInfo, head: ObjectHead | None = None) -> ListedObject:
-    """One ``Contents`` entry; ``head`` (of a delta) adds its original size and ratios."""
+def listed_object(
+    info: ObjectInfo, head: ObjectHead | None = None, *, fetched: bool = False
+) -> ListedObject:
+    """One ``Contents`` entry; ``head`` (of a delta) adds its original size and ratios.
+
+    ``fetched`` (``FetchMetadata=True``) adds the 6.x ``Metadata`` entries.
+    """
     is_delta = role(info.key) is KeyRole.DELTA
     dg: ListedObjectDG = {"IsDelta": is_delta, "StoredSize": info.size}
     entry: ListedObject = {
@@ -399,6 +474,10 @@ def listed_object(info: ObjectInfo, head: ObjectHead | None = None) -> ListedObj
         "StorageClass": info.storage_class,
         "DeltaGlider": dg,
     }
+    if info.owner is not None:
+        entry["Owner"] = dict(info.owner)
+    if fetched:
+        entry["Metadata"] = {"deltaglider-is-delta": "true" if is_delta else "false"}
     if head is not None:
         decoded = decode(head)
         original = decoded.file_size
@@ -408,9 +487,25 @@ def listed_object(info: ObjectInfo, head: ObjectHead | None = None) -> ListedObj
             ratio = info.size / original if original else 0.0
             dg["DeltaRatio"] = ratio
             dg["CompressionRatio"] = 1.0 - ratio if original else 0.0
+            if fetched:
+                entry["Metadata"]["deltaglider-original-size"] = str(original)
+                entry["Metadata"]["deltaglider-compression-ratio"] = f"{dg['CompressionRatio']:.4f}"
         if decoded.md5:
             entry["ETag"] = f'"{decoded.md5}"'
     return entry
+
+
+def url_encoded(response: ListObjectsResponse) -> ListObjectsResponse:
+    """``response`` with its keys URL-encoded, as S3 answers ``EncodingType="url"``."""
+    for entry in response["Contents"]:
+        entry["Key"] = quote(entry["Key"], safe="/")
+    for common in response["CommonPrefixes"]:
+        common["Prefix"] = quote(common["Prefix"], safe="/")
+    for name in ("Prefix", "Delimiter", "StartAfter"):
+        if name in response:
+            response[name] = quote(response[name], safe="/")
+    response["EncodingType"] = "url"
+    return response
 
 
 def encode_token(cursor: Cursor) -> str:

@@ -39,7 +39,7 @@ def main(bucket: str) -> None:
             make_release(release, version)
             summary = client.upload(release, f"s3://{bucket}/releases/app/")
             print(
-                f"{release.name}: {summary.operation}, {summary.original_size_mb:.3f} MB "
+                f"{release.name}: {summary.action}, {summary.original_size_mb:.3f} MB "
                 f"stored as {summary.stored_size_mb:.3f} MB"
             )
 

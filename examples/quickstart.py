@@ -93,7 +93,7 @@ def make_versions(workdir: Path, count: int, seed: int = 7) -> list[Path]:
 
 
 def _kind(summary: UploadSummary) -> str:
-    if summary.operation == "create_reference":
+    if summary.action == "create_reference":
         return "reference"
     return "delta" if summary.is_delta else "direct"
 

@@ -42,6 +42,7 @@ from deltaglider_async._errors import (
 from deltaglider_async.ports.hash import FileDigest
 from deltaglider_async.ports.storage import (
     BucketInfo,
+    BucketListing,
     DeleteFailure,
     ListPage,
     ObjectHead,
@@ -741,8 +742,9 @@ class InMemoryStorage:
         continuation_token: str | None = None,
         start_after: str | None = None,
         max_keys: int = 1000,
+        fetch_owner: bool = False,
     ) -> ListPage:
-        """One page of ListObjectsV2."""
+        """One page of ListObjectsV2 (``fetch_owner`` is ignored: no owners here)."""
 
         async def action() -> ListPage:
             objects = self._bucket(bucket)
@@ -873,6 +875,7 @@ class InMemoryStorage:
         metadata: Mapping[str, str],
         content_type: str | None = None,
         if_none_match: bool = False,
+        settings: Mapping[str, Any] | None = None,
     ) -> PutResult:
         """Upload a file (atomically: a failed or cancelled PUT stores nothing)."""
         return await self._put(
@@ -922,7 +925,9 @@ class InMemoryStorage:
                 failures.append(DeleteFailure(key, type(exc).__name__, str(exc)))
         return failures
 
-    async def create_bucket(self, bucket: str, *, region: str | None = None) -> None:
+    async def create_bucket(
+        self, bucket: str, *, region: str | None = None, settings: Mapping[str, Any] | None = None
+    ) -> None:
         """Create a bucket; quiet when it exists."""
 
         async def action() -> None:
@@ -948,13 +953,13 @@ class InMemoryStorage:
 
         await self._run(Request("head_bucket", bucket), action)
 
-    async def list_buckets(self) -> list[BucketInfo]:
+    async def list_buckets(self) -> BucketListing:
         """All buckets."""
 
-        async def action() -> list[BucketInfo]:
-            return [BucketInfo(name, None) for name in sorted(self.buckets)]
+        async def action() -> BucketListing:
+            return BucketListing([BucketInfo(name, None) for name in sorted(self.buckets)])
 
-        result: list[BucketInfo] = await self._run(Request("list_buckets", ""), action)
+        result: BucketListing = await self._run(Request("list_buckets", ""), action)
         return result
 
     async def get_bucket_acl(self, bucket: str) -> dict[str, Any]:
@@ -984,7 +989,12 @@ class InMemoryStorage:
         await self._run(Request("put_bucket_acl", bucket), action)
 
     async def presign(
-        self, operation: str, params: Mapping[str, Any], *, expires_in: int = 3600
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        expires_in: int = 3600,
+        http_method: str | None = None,
     ) -> str:
         """A fake presigned URL."""
 

@@ -24,12 +24,16 @@ ASYNC_ONLY_EXPORTS = {
     "AsyncDeltaGliderClient",
     "AsyncDeltaService",
     "AsyncStreamingBody",
+    "GetObjectResponse",
     "create_async_client",
+    "hold_log_level",
+    "release_log_level",
 }
 BLOCKING_ONLY_EXPORTS = {
     "DeltaGliderClient",
     "DeltaService",
     "EventLoopThreadError",
+    "GetObjectResponse",
     "StreamingBody",
     "create_client",
 }

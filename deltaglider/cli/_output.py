@@ -57,7 +57,7 @@ def local_time(moment: datetime) -> str:
 
 def stored_as(summary: UploadSummary) -> str:
     """``reference`` (the file became its directory's reference), ``delta`` or ``direct``."""
-    if summary.operation == "create_reference":
+    if summary.action == "create_reference":
         return "reference"
     return "delta" if summary.is_delta else "direct"
 
@@ -65,7 +65,7 @@ def stored_as(summary: UploadSummary) -> str:
 def stored_detail(summary: UploadSummary) -> str:
     """How a file was stored: ``delta, 2.1% of 14.3 MiB``, ``reference, 14.3 MiB``..."""
     original = human_size(summary.original_size)
-    if summary.operation == "create_reference":
+    if summary.action == "create_reference":
         return f"reference, {original}"
     if summary.is_delta:
         share = summary.stored_size / summary.original_size * 100 if summary.original_size else 0
@@ -228,7 +228,7 @@ class Outcome:
                 stored_as=stored_as(self.summary),
                 original_size=self.summary.original_size,
                 stored_size=self.summary.stored_size,
-                operation=self.summary.operation,
+                operation=self.summary.action,
             )
         if self.size is not None:
             record["size"] = self.size

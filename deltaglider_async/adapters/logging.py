@@ -3,6 +3,14 @@
 ``log.info("stored delta", key="a.zip", ratio=0.02)`` emits the message
 ``stored delta key=a.zip ratio=0.02`` and also passes the fields as ``extra`` so that
 structured handlers can pick them up. The library never prints.
+
+Levels are per client. Each client logs through its own :class:`StdLogger`, which drops
+records below the client's ``log_level``; the ``deltaglider`` logger itself is set to the
+most verbose level any open client asked for (:func:`hold_log_level`), so one client at
+``DEBUG`` and another at ``INFO`` each log at their own level, from the moment they are
+created. What each level shows: ``DEBUG`` every operation step and every xdelta3 command
+line; ``INFO`` what was stored or read and the compression achieved; ``WARNING``
+fallbacks and retries worth knowing about.
 """
 
 from __future__ import annotations
@@ -10,10 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["LOGGER_NAME", "StdLogger"]
+__all__ = ["LOGGER_NAME", "StdLogger", "hold_log_level", "level_number", "release_log_level"]
 
 LOGGER_NAME: Final = "deltaglider"
 _BARE: Final = re.compile(r"[^\s=\"']+")
@@ -39,11 +49,57 @@ def _extra(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {(f"field_{key}" if key in _RESERVED else key): value for key, value in fields.items()}
 
 
-class StdLogger:
-    """:class:`~deltaglider_async.ports.LoggerPort` on ``logging.getLogger(name)``."""
+def level_number(level: str | int) -> int:
+    """``"DEBUG"``/``"info"``/``10`` as a ``logging`` level number."""
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelNamesMapping().get(level.upper())
+    if number is None:
+        raise ValueError(f"unknown log level {level!r}")
+    return number
 
-    def __init__(self, name: str = LOGGER_NAME) -> None:
+
+_held: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+_held_lock = threading.Lock()
+
+
+def hold_log_level(owner: object, level: str | int) -> None:
+    """Let ``owner`` (a client) log at ``level``: the ``deltaglider`` logger passes it.
+
+    The logger's level becomes the most verbose one held by any live owner; an owner that
+    is garbage-collected or :func:`release_log_level`-d no longer counts. The library adds
+    only a ``NullHandler`` (records go where the application's logging sends them).
+    """
+    number = level_number(level)
+    with _held_lock:
+        _held[owner] = number
+        _apply_held()
+
+
+def release_log_level(owner: object) -> None:
+    """Forget the level ``owner`` held (at close)."""
+    with _held_lock:
+        _held.pop(owner, None)
+        _apply_held()
+
+
+def _apply_held() -> None:
+    logger = logging.getLogger(LOGGER_NAME)
+    if _held:
+        logger.setLevel(min(_held.values()))
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+class StdLogger:
+    """:class:`~deltaglider_async.ports.LoggerPort` on ``logging.getLogger(name)``.
+
+    Records below ``level`` are dropped here, whatever the logger's own level.
+    """
+
+    def __init__(self, name: str = LOGGER_NAME, level: str | int = logging.NOTSET) -> None:
         self._logger = logging.getLogger(name)
+        self._threshold = level_number(level)
 
     @property
     def logger(self) -> logging.Logger:
@@ -51,7 +107,7 @@ class StdLogger:
         return self._logger
 
     def _log(self, level: int, message: str, fields: Mapping[str, Any]) -> None:
-        if not self._logger.isEnabledFor(level):
+        if level < self._threshold or not self._logger.isEnabledFor(level):
             return
         text = f"{message} {render_fields(fields)}" if fields else message
         # stacklevel=3: attribute the record to the caller of debug()/info()/...

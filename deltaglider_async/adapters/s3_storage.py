@@ -63,8 +63,10 @@ from .._errors import (
     StorageError,
     unwrap_group,
 )
+from .._response_metadata import note
 from ..ports.storage import (
     BucketInfo,
+    BucketListing,
     DeleteFailure,
     ListPage,
     ObjectBody,
@@ -98,6 +100,18 @@ CLOSE_TIMEOUT: Final = 10.0
 _MIB: Final = 1024 * 1024
 _RANGE_RE: Final = re.compile(r"bytes=(?:\d+-\d*|-\d+)")
 _CONTENT_RANGE_RE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+#: Object settings S3 returns on HEAD and GET (boto3 names), as ObjectHead.settings.
+_RETURNED_SETTINGS: Final = (
+    "BucketKeyEnabled",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "SSEKMSKeyId",
+    "ServerSideEncryption",
+    "StorageClass",
+)
 
 # ---------------------------------------------------------------------------------------
 # Error translation: the one place where botocore/aiohttp errors become ours.
@@ -227,6 +241,17 @@ def _utc(value: datetime | None, where: str) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _note_response(parsed: Mapping[str, Any] | None = None, **_: Any) -> None:
+    """botocore ``after-call`` hook: report every response's metadata to the caller."""
+    if parsed is not None:
+        note(parsed.get("ResponseMetadata"))
+
+
+def _settings(resp: Mapping[str, Any]) -> dict[str, Any]:
+    """The object settings a HEAD or GET response carries."""
+    return {name: resp[name] for name in _RETURNED_SETTINGS if resp.get(name) is not None}
 
 
 def _read_metadata(raw: Mapping[str, str] | None) -> dict[str, str]:
@@ -525,6 +550,7 @@ class S3Storage:
                             config=self._client_config(),
                         )
                     )
+                    client.meta.events.register("after-call.s3", _note_response)
                 if self._closing_started():
                     # aclose() ran while the client was being created: do not leak it.
                     await self._close_stack()
@@ -594,6 +620,7 @@ class S3Storage:
             metadata=_read_metadata(resp.get("Metadata")),
             content_type=resp.get("ContentType"),
             version_id=resp.get("VersionId"),
+            settings=_settings(resp),
         )
 
     async def list_page(
@@ -605,11 +632,14 @@ class S3Storage:
         continuation_token: str | None = None,
         start_after: str | None = None,
         max_keys: int = 1000,
+        fetch_owner: bool = False,
     ) -> ListPage:
         """One page of ListObjectsV2 (keys URL-decoded by botocore)."""
         client = await self._s3()
         where = f"ListObjectsV2 s3://{bucket}/{prefix}"
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if fetch_owner:
+            params["FetchOwner"] = True
         if delimiter:
             params["Delimiter"] = delimiter
         if continuation_token is not None:
@@ -625,6 +655,7 @@ class S3Storage:
                 etag=item.get("ETag", ""),
                 last_modified=_utc(item.get("LastModified"), where),
                 storage_class=item.get("StorageClass") or "STANDARD",
+                owner={k: str(v) for k, v in item["Owner"].items()} if "Owner" in item else None,
             )
             for item in resp.get("Contents", [])
         ]
@@ -705,6 +736,7 @@ class S3Storage:
                 metadata=_read_metadata(resp.get("Metadata")),
                 content_type=resp.get("ContentType"),
                 version_id=resp.get("VersionId"),
+                settings=_settings(resp),
             )
         except BaseException:
             resp["Body"].close()
@@ -743,8 +775,11 @@ class S3Storage:
         metadata: Mapping[str, str],
         content_type: str | None = None,
         if_none_match: bool = False,
+        settings: Mapping[str, Any] | None = None,
     ) -> PutResult:
         """Upload a file: one streamed PutObject below ``multipart_threshold``, else multipart.
+
+        ``settings`` are object settings by boto3 name (ACL, StorageClass, SSE...).
 
         Multipart uploads send ``multipart_chunksize`` parts (grown when more than 10,000
         would be needed), at most ``parts_in_flight`` at a time, and are aborted on any
@@ -758,9 +793,9 @@ class S3Storage:
         client = await self._s3()
         if stat.st_size > 0 and stat.st_size >= self._config.multipart_threshold:
             return await self._put_multipart(
-                client, bucket, key, src, stat.st_size, meta, content_type, if_none_match
+                client, bucket, key, src, stat.st_size, meta, content_type, if_none_match, settings
             )
-        extra: dict[str, Any] = {"Metadata": meta}
+        extra: dict[str, Any] = {**(settings or {}), "Metadata": meta}
         if content_type is not None:
             extra["ContentType"] = content_type
         if if_none_match:
@@ -787,6 +822,7 @@ class S3Storage:
         metadata: dict[str, str],
         content_type: str | None,
         if_none_match: bool,
+        settings: Mapping[str, Any] | None,
     ) -> PutResult:
         if if_none_match and await self.head(bucket, key) is not None:
             # Fail before uploading gigabytes; the If-None-Match on completion still
@@ -794,7 +830,12 @@ class S3Storage:
             raise PreconditionFailedError(
                 f"precondition failed: s3://{bucket}/{key} already exists (If-None-Match: *)"
             )
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": metadata}
+        params: dict[str, Any] = {
+            **(settings or {}),
+            "Bucket": bucket,
+            "Key": key,
+            "Metadata": metadata,
+        }
         if content_type is not None:
             params["ContentType"] = content_type
         # Shielded: cancelled in flight, the upload would exist on the server with an
@@ -1014,11 +1055,16 @@ class S3Storage:
 
     # -- buckets --------------------------------------------------------------------
 
-    async def create_bucket(self, bucket: str, *, region: str | None = None) -> None:
-        """Create a bucket (``LocationConstraint`` outside us-east-1); quiet if already ours."""
+    async def create_bucket(
+        self, bucket: str, *, region: str | None = None, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        """Create a bucket (``LocationConstraint`` outside us-east-1); quiet if already ours.
+
+        ``settings`` are further CreateBucket parameters (``ACL``, ``ObjectOwnership``...).
+        """
         client = await self._s3()
         location = region or self.region
-        params: dict[str, Any] = {"Bucket": bucket}
+        params: dict[str, Any] = {**(settings or {}), "Bucket": bucket}
         if location != DEFAULT_REGION:
             params["CreateBucketConfiguration"] = {"LocationConstraint": location}
         with translating("CreateBucket", bucket, None):
@@ -1040,10 +1086,11 @@ class S3Storage:
         with translating("HeadBucket", bucket, None):
             await client.head_bucket(Bucket=bucket)
 
-    async def list_buckets(self) -> list[BucketInfo]:
-        """All buckets of the account, following continuation tokens where returned."""
+    async def list_buckets(self) -> BucketListing:
+        """All buckets of the account and their owner, following continuation tokens."""
         client = await self._s3()
         buckets: list[BucketInfo] = []
+        owner: dict[str, str] = {}
         token: str | None = None
         while True:
             with translating("ListBuckets"):
@@ -1051,17 +1098,19 @@ class S3Storage:
                     resp = await client.list_buckets()
                 else:
                     resp = await client.list_buckets(ContinuationToken=token)
+            owner = owner or {k: str(v) for k, v in resp.get("Owner", {}).items()}
             for item in resp.get("Buckets", []):
                 created = item.get("CreationDate")
                 buckets.append(
                     BucketInfo(
                         name=item.get("Name", ""),
                         creation_date=None if created is None else _utc(created, "ListBuckets"),
+                        region=item.get("BucketRegion"),
                     )
                 )
             token = resp.get("ContinuationToken") or None
             if token is None:
-                return buckets
+                return BucketListing(buckets, owner)
 
     async def get_bucket_acl(self, bucket: str) -> dict[str, Any]:
         """The bucket ACL as plain dicts: ``{"Owner": {...}, "Grants": [...]}``."""
@@ -1083,7 +1132,12 @@ class S3Storage:
             await client.put_bucket_acl(Bucket=bucket, **kwargs)
 
     async def presign(
-        self, operation: str, params: Mapping[str, Any], *, expires_in: int = 3600
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        expires_in: int = 3600,
+        http_method: str | None = None,
     ) -> str:
         """A presigned URL for the client method ``operation`` (e.g. ``get_object``)."""
         client = await self._s3()
@@ -1094,8 +1148,12 @@ class S3Storage:
             None if bucket is None else str(bucket),
             None if key is None else str(key),
         ):
+            if http_method is None:
+                return await client.generate_presigned_url(
+                    operation, Params=dict(params), ExpiresIn=expires_in
+                )
             return await client.generate_presigned_url(
-                operation, Params=dict(params), ExpiresIn=expires_in
+                operation, Params=dict(params), ExpiresIn=expires_in, HttpMethod=http_method
             )
 
 

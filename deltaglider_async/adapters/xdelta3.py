@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,7 @@ from anyio.lowlevel import RunVar
 
 from .._config import DEFAULT_MAX_WINDOW
 from .._errors import DiffError, DiffToolNotFoundError, InvalidArgumentError
+from ..ports.logger import LoggerPort
 
 __all__ = [
     "INSTALL_HINT",
@@ -122,6 +124,7 @@ class XDelta3Diff:
         max_window: int = DEFAULT_MAX_WINDOW,
         max_processes: int = 2,
         binary: str | os.PathLike[str] | None = None,
+        logger: LoggerPort | None = None,
     ) -> None:
         if isinstance(level, bool) or not 0 <= level <= 9:
             raise InvalidArgumentError(f"xdelta3 level must be 0..9, got {level!r}")
@@ -137,6 +140,7 @@ class XDelta3Diff:
             )
         if max_processes < 1:
             raise InvalidArgumentError(f"max_processes must be >= 1, got {max_processes}")
+        self._logger = logger
         self._level = level
         self._secondary = secondary
         self._max_window = max_window
@@ -281,6 +285,8 @@ class XDelta3Diff:
                 raise
 
     async def _run_child(self, operation: str, args: list[str]) -> None:
+        if self._logger is not None:
+            self._logger.debug("xdelta3 " + operation, command=shlex.join(args))
         # XDELTA would inject arbitrary extra options into every run.
         env = {key: value for key, value in os.environ.items() if key != "XDELTA"}
         try:

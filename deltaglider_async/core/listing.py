@@ -216,6 +216,7 @@ async def list_logical(
     cursor: Cursor | None = None,
     learnt: ListingOrder | None = None,
     concurrency: int = 32,
+    fetch_owner: bool = False,
 ) -> LogicalPage:
     """Up to ``max_keys`` logical entries under ``prefix`` after ``cursor``.
 
@@ -231,7 +232,15 @@ async def list_logical(
     while True:
         try:
             return await _list(
-                storage, bucket, prefix, delimiter, max_keys, cursor, order, concurrency
+                storage,
+                bucket,
+                prefix,
+                delimiter,
+                max_keys,
+                cursor,
+                order,
+                concurrency,
+                fetch_owner,
             )
         except _OrderChanged as changed:
             order = learnt.order = KeyOrder(str(changed))
@@ -246,6 +255,7 @@ async def _list(
     cursor: Cursor,
     order: KeyOrder,
     concurrency: int,
+    fetch_owner: bool,
 ) -> LogicalPage:
     server_delimiter = delimiter if delimiter and server_can_delimit(delimiter) else None
     local_delimiter = delimiter if delimiter and server_delimiter is None else None
@@ -268,6 +278,7 @@ async def _list(
             continuation_token=token,
             start_after=None if token is not None else _xml_safe_start(start),
             max_keys=min(MAX_KEYS, max_keys - len(found) + 1 + _SLACK),
+            fetch_owner=fetch_owner,
         )
         for info in page.objects:
             seen = _check_order(order, previous, info.key)

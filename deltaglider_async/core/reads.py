@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import anyio.to_thread
@@ -116,6 +117,9 @@ class Reader:
         if found:
             head = heads[found[0]]
             assert head is not None
+            self._ctx.logger.debug(
+                "resolved", key=f"s3://{bucket}/{key.key}", stored=found[0], size=head.size
+            )
             return ResolvedObject(
                 ObjectKey(bucket, found[0]),
                 logical_key(found[0]),
@@ -216,6 +220,7 @@ class Reader:
                     tg.start_soon(fetch_delta)
                     tg.start_soon(fetch_ref)
             ref_path, _, hit = fetched[0]
+            ctx.logger.debug("get: decoding", key=f"s3://{bucket}/{key}", reference_cached=hit)
             try:
                 with ctx.timed("deltaglider.xdelta3.decode"):
                     await ctx.diff.decode(ref_path, delta_path, dest)
@@ -240,23 +245,34 @@ class Reader:
         """
         resolved = await self.resolve(key)
         expected = resolved.meta.file_sha256 or ""
+        operation: Literal["VERIFY", "VERIFY_DELTA"] = (
+            "VERIFY_DELTA" if resolved.meta.kind is meta_codec.ObjectKind.DELTA else "VERIFY"
+        )
         if (error := resolved.unreadable) is not None:
-            return VerifyResult(False, expected, "", str(error))
+            return VerifyResult(False, operation, expected, None, str(error))
         path = self._ctx.tmp("verify")
         try:
             try:
                 # Judge the bucket, not this machine's cached copy of the reference.
                 digest, _ = await self._reconstruct_unverified(resolved, path, use_cache=False)
             except IntegrityError as exc:
-                return VerifyResult(False, expected, "", str(exc))
+                return VerifyResult(False, operation, expected, None, str(exc))
             if not expected:
                 return VerifyResult(
-                    True, "", digest.sha256, "plain S3 object: no recorded sha256 to compare"
+                    True,
+                    operation,
+                    "",
+                    digest.sha256,
+                    "plain S3 object: no recorded sha256 to compare",
                 )
             if digest.sha256 != expected:
                 return VerifyResult(
-                    False, expected, digest.sha256, "sha256 mismatch: the stored data is corrupted"
+                    False,
+                    operation,
+                    expected,
+                    digest.sha256,
+                    "sha256 mismatch: the stored data is corrupted",
                 )
-            return VerifyResult(True, expected, digest.sha256, "sha256 matches")
+            return VerifyResult(True, operation, expected, digest.sha256, "sha256 matches")
         finally:
             await remove_quietly(path)

@@ -23,9 +23,10 @@ its ``dg-ref-sha256``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -38,7 +39,7 @@ from .._errors import (
 )
 from .._models import DeltaSpace
 from ..ports.hash import FileDigest
-from ..ports.storage import ObjectHead
+from ..ports.storage import PROTECTION_SETTINGS, ObjectHead
 from . import metadata as meta_codec
 from . import planner
 from .context import CoreContext, read_head, remove_quietly
@@ -68,6 +69,7 @@ class Reference:
     cache_hit: bool
     head_bytes: bytes
     etag: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Mismatch(IntegrityError):
@@ -91,6 +93,7 @@ class ReferenceStore:
         *,
         may_create: bool,
         on_created: Callable[[], None],
+        settings: Mapping[str, Any] | None = None,
     ) -> Reference | None:
         """The reference to encode ``staged`` against, creating it from ``staged`` if none.
 
@@ -108,7 +111,9 @@ class ReferenceStore:
                 async with self._ctx.space_locks.hold(space):
                     head = await storage.head(bucket, ref_key)
                     if head is None:
-                        created = await self._create(space, staged, digest, name, on_created)
+                        created = await self._create(
+                            space, staged, digest, name, on_created, dict(settings or {})
+                        )
                         if created is not None:
                             return created
                         head = await storage.head(bucket, ref_key)
@@ -138,6 +143,7 @@ class ReferenceStore:
         digest: FileDigest,
         name: str,
         on_created: Callable[[], None],
+        settings: dict[str, Any],
     ) -> Reference | None:
         """Write ``staged`` as the space's reference; None when another writer won."""
         ctx = self._ctx
@@ -151,7 +157,9 @@ class ReferenceStore:
             created_at=ctx.clock.now(),
         )
         try:
-            await ctx.storage.put_file(bucket, ref_key, staged, metadata=meta, if_none_match=True)
+            await ctx.storage.put_file(
+                bucket, ref_key, staged, metadata=meta, if_none_match=True, settings=settings
+            )
         except PreconditionFailedError:
             ctx.logger.debug("another writer created the reference", key=ref_key)
             return None
@@ -159,7 +167,7 @@ class ReferenceStore:
             ctx.logger.warning(
                 "server refuses conditional writes; falling back to PUT then HEAD", bucket=bucket
             )
-            await ctx.storage.put_file(bucket, ref_key, staged, metadata=meta)
+            await ctx.storage.put_file(bucket, ref_key, staged, metadata=meta, settings=settings)
         on_created()
         # Servers that ignore If-None-Match overwrite silently: read back who won.
         head = await ctx.storage.head(bucket, ref_key)
@@ -177,6 +185,7 @@ class ReferenceStore:
             cache_hit=False,
             head_bytes=await read_head(staged, planner.SNIFF_BYTES),
             etag=head.etag,
+            settings=settings,
         )
 
     async def load(self, bucket: str, head: ObjectHead) -> Reference:
@@ -199,6 +208,7 @@ class ReferenceStore:
             cache_hit=hit,
             head_bytes=first,
             etag=head.etag,
+            settings={k: v for k, v in head.settings.items() if k in PROTECTION_SETTINGS},
         )
 
     async def confirm(self, space: DeltaSpace, ref: Reference) -> bool:
@@ -222,12 +232,19 @@ class ReferenceStore:
         ctx.logger.warning("reference vanished, restoring it", key=ref.key)
         try:
             await ctx.storage.put_file(
-                space.bucket, ref.key, ref.path, metadata=ref.metadata, if_none_match=True
+                space.bucket,
+                ref.key,
+                ref.path,
+                metadata=ref.metadata,
+                if_none_match=True,
+                settings=ref.settings,
             )
         except PreconditionFailedError:
             pass
         except ConditionalWriteNotSupportedError:
-            await ctx.storage.put_file(space.bucket, ref.key, ref.path, metadata=ref.metadata)
+            await ctx.storage.put_file(
+                space.bucket, ref.key, ref.path, metadata=ref.metadata, settings=ref.settings
+            )
         head = await ctx.storage.head(space.bucket, ref.key)
         if head is None or not _same_reference(head, ref):
             return False

@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 
-from .._models import DeltaSpace, GetSummary, ObjectKey, PutSummary, VerifyResult
+from .._models import ContentChecks, DeltaSpace, GetSummary, ObjectKey, PutSummary, VerifyResult
+from .._version import __version__
 from ..ports.cache import ReferenceCachePort
 from ..ports.clock import ClockPort
 from ..ports.diff import DiffPort
@@ -32,7 +34,12 @@ from .reads import Reader, ResolvedObject
 from .references import ReferenceStore
 from .writes import Writer
 
-__all__ = ["AsyncDeltaService", "DeleteSummary", "ResolvedObject"]
+__all__ = ["DEFAULT_TOOL_VERSION", "AsyncDeltaService", "DeleteSummary", "ResolvedObject"]
+
+T = TypeVar("T")
+
+#: The ``dg-tool`` written when no ``tool_version`` is given.
+DEFAULT_TOOL_VERSION = f"deltaglider-async/{__version__}"
 
 
 class AsyncDeltaService:
@@ -41,6 +48,10 @@ class AsyncDeltaService:
     The service owns a private work directory (mode 0700, created on first use, removed
     by :meth:`aclose`). It does not own the adapters it is given; whoever built them closes
     them (``create_async_client`` does).
+
+    The ports come in the order of the API reference (storage, diff, hasher, cache, clock,
+    logger, metrics); ``tool_version`` is written as ``dg-tool`` and ``max_ratio`` is the
+    default ratio above which a delta is discarded (``ValueError`` outside ``[0, 1]``).
 
     By default only deltas that deltaglider 6.x can read are written: a file whose first
     bytes make xdelta3 decompress it (gzip, bzip2, xz, compress) never becomes a
@@ -52,7 +63,6 @@ class AsyncDeltaService:
 
     def __init__(
         self,
-        *,
         storage: StoragePort,
         diff: DiffPort,
         hasher: HashPort,
@@ -60,8 +70,9 @@ class AsyncDeltaService:
         clock: ClockPort,
         logger: LoggerPort,
         metrics: MetricsPort,
-        tool_version: str,
+        tool_version: str = DEFAULT_TOOL_VERSION,
         max_ratio: float = 0.5,
+        *,
         work_root: Path | None = None,
         compressed_references: bool = False,
     ) -> None:
@@ -139,27 +150,39 @@ class AsyncDeltaService:
 
     async def put(
         self,
-        source: Path,
-        space: DeltaSpace,
+        file: Path | None = None,
+        delta_space: DeltaSpace | None = None,
         max_ratio: float | None = None,
         *,
         name: str | None = None,
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
         allow_delta: bool = True,
+        settings: Mapping[str, Any] | None = None,
+        checks: ContentChecks | None = None,
+        source: Path | None = None,
+        space: DeltaSpace | None = None,
     ) -> PutSummary:
-        """Store the local file ``source`` in ``space`` as ``name`` (default: its file name)."""
-        source = Path(source)
+        """Store the local file ``file`` in ``delta_space`` as ``name`` (default: its name).
+
+        ``source`` and ``space`` are the names these parameters had before 0.2 (still
+        accepted). Raises :class:`ReservedKeyError`, :class:`InvalidRatioError`, and
+        ``TypeError`` when a parameter is missing or given twice.
+        """
+        source = Path(_one("file", file, "source", source))
+        target = _one("delta_space", delta_space, "space", space)
         chunks = file_chunks(source)
         try:
             return await self.put_stream(
                 chunks,
-                space,
+                target,
                 name if name is not None else source.name,
                 max_ratio,
                 metadata=metadata,
                 content_type=content_type,
                 allow_delta=allow_delta,
+                settings=settings,
+                checks=checks,
             )
         finally:
             # Close the source file now, even when cancelled, not whenever the generator
@@ -177,11 +200,16 @@ class AsyncDeltaService:
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
         allow_delta: bool = True,
+        settings: Mapping[str, Any] | None = None,
+        checks: ContentChecks | None = None,
     ) -> PutSummary:
         """Store the bytes of ``chunks`` in ``space`` under the file name ``name``.
 
-        Raises :class:`ReservedKeyError` for ``reference.bin``/``*.delta`` names and
-        :class:`InvalidRatioError` for a ratio outside ``[0, 1]``, before reading anything.
+        ``metadata`` is the caller's (stored as ``user-*``), ``settings`` object settings by
+        boto3 name (ACL, StorageClass, server-side encryption...), ``checks`` what the
+        bytes must be. Raises :class:`ReservedKeyError` for ``reference.bin``/``*.delta``
+        names and :class:`InvalidRatioError` for a ratio outside ``[0, 1]``, before reading
+        anything; :class:`InvalidArgumentError` when ``checks`` fail (nothing is stored).
         """
         ratio = self.max_ratio if max_ratio is None else planner.validate_ratio(max_ratio)
         return await self._writer.put_stream(
@@ -192,6 +220,8 @@ class AsyncDeltaService:
             metadata=metadata,
             content_type=content_type,
             allow_delta=allow_delta,
+            settings=settings,
+            checks=checks,
         )
 
     # ------------------------------------------------------------------ read path
@@ -203,9 +233,22 @@ class AsyncDeltaService:
         """
         return await self._reader.resolve(key)
 
-    async def get(self, key: ObjectKey, out: Path) -> GetSummary:
-        """Reconstruct ``key`` into the file ``out``, atomically and only once verified."""
-        return await self._reader.get(key, out)
+    async def get(
+        self,
+        object_key: ObjectKey | None = None,
+        output_path: Path | None = None,
+        *,
+        key: ObjectKey | None = None,
+        out: Path | None = None,
+    ) -> GetSummary:
+        """Reconstruct ``object_key`` into the file ``output_path``, atomically, once verified.
+
+        ``key`` and ``out`` are the names before 0.2 (still accepted).
+        """
+        return await self._reader.get(
+            _one("object_key", object_key, "key", key),
+            Path(_one("output_path", output_path, "out", out)),
+        )
 
     @asynccontextmanager
     async def materialize(self, key: ObjectKey) -> AsyncIterator[tuple[Path, GetSummary]]:
@@ -217,12 +260,15 @@ class AsyncDeltaService:
         """Write the verified original bytes of ``resolved`` to ``dest``."""
         return await self._reader.reconstruct(resolved, dest)
 
-    async def verify(self, key: ObjectKey) -> VerifyResult:
-        """Reconstruct ``key`` and compare its SHA-256; ``valid`` is False on corruption.
+    async def verify(
+        self, object_key: ObjectKey | None = None, *, key: ObjectKey | None = None
+    ) -> VerifyResult:
+        """Reconstruct ``object_key`` and compare its SHA-256; ``valid`` is False on corruption.
 
-        A missing object still raises :class:`ObjectNotFoundError`.
+        A missing object still raises :class:`ObjectNotFoundError`. ``key`` is the name
+        before 0.2 (still accepted).
         """
-        return await self._reader.verify(key)
+        return await self._reader.verify(_one("object_key", object_key, "key", key))
 
     # ------------------------------------------------------------------ delete
 
@@ -233,3 +279,13 @@ class AsyncDeltaService:
     async def drop_unused_reference(self, space: DeltaSpace) -> bool:
         """Delete the space's reference when no ``.delta`` is left in it; True if deleted."""
         return await self._refs.drop_unused(space)
+
+
+def _one(name: str, value: T | None, alias: str, alias_value: T | None) -> T:
+    """The value of a parameter that may also be passed under its former name."""
+    if value is not None and alias_value is not None:
+        raise TypeError(f"give {name!r} or its former name {alias!r}, not both")
+    chosen = value if value is not None else alias_value
+    if chosen is None:
+        raise TypeError(f"missing required argument {name!r}")
+    return chosen

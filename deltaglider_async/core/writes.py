@@ -36,6 +36,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -46,9 +47,16 @@ from .._errors import (
     StorageError,
     single_errors,
 )
-from .._models import DELTA_SUFFIX, REFERENCE_NAME, DeltaSpace, PutSummary
+from .._models import (
+    DELTA_SUFFIX,
+    REFERENCE_NAME,
+    ContentChecks,
+    DeltaSpace,
+    PutAction,
+    PutSummary,
+)
 from ..ports.hash import FileDigest
-from ..ports.storage import ObjectHead
+from ..ports.storage import PROTECTION_SETTINGS, ObjectHead
 from . import metadata as meta_codec
 from . import planner
 from .context import CoreContext, read_head, remove_quietly
@@ -76,6 +84,7 @@ class _Upload:
     head: bytes
     user_meta: Mapping[str, str]
     content_type: str | None
+    settings: Mapping[str, Any]
 
     @property
     def key(self) -> str:
@@ -139,8 +148,15 @@ class Writer:
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
         allow_delta: bool = True,
+        settings: Mapping[str, Any] | None = None,
+        checks: ContentChecks | None = None,
     ) -> PutSummary:
-        """Store the bytes of ``chunks`` in ``space`` as ``name`` (see the module docstring)."""
+        """Store the bytes of ``chunks`` in ``space`` as ``name`` (see the module docstring).
+
+        ``settings`` (object settings by boto3 name) go to the stored object; the
+        protection ones (server-side encryption) also to a reference this put creates.
+        ``checks`` are verified once the input is staged, before anything is stored.
+        """
         if "/" in name:
             raise InvalidArgumentError(f"file name {name!r} must not contain '/'")
         planner.check_user_key(space.key_for(name))
@@ -149,6 +165,14 @@ class Writer:
         try:
             with single_errors():
                 digest = await self._ctx.hasher.write_and_hash(chunks, staged)
+                if checks is not None:
+                    _check_content(space.key_for(name), digest, checks)
+                self._ctx.logger.debug(
+                    "put: staged",
+                    key=f"s3://{space.bucket}/{space.key_for(name)}",
+                    size=digest.size,
+                    sha256=digest.sha256,
+                )
                 upload = _Upload(
                     space,
                     name,
@@ -157,6 +181,7 @@ class Writer:
                     await read_head(staged, planner.SNIFF_BYTES),
                     user_meta,
                     content_type,
+                    dict(settings or {}),
                 )
                 if allow_delta and self._delta_possible(upload):
                     return await self._put_delta(upload, ratio)
@@ -193,6 +218,7 @@ class Writer:
                 upload.staged,
                 metadata=meta,
                 content_type=upload.content_type,
+                settings=upload.settings,
             )
             return result.etag
 
@@ -200,16 +226,20 @@ class Writer:
         await self._settle(upload, upload.key, put)
         ctx.metrics.increment("deltaglider.put", tags={"stored_as": "direct"})
         ctx.logger.info(
-            "stored direct", key=f"s3://{upload.space.bucket}/{upload.key}", size=upload.digest.size
+            "stored direct",
+            key=f"s3://{upload.space.bucket}/{upload.key}",
+            size=upload.digest.size,
+            saved="0.0%",
         )
         return PutSummary(
-            operation="upload_direct",
+            operation="PUT",
             bucket=upload.space.bucket,
             key=upload.key,
+            file_size=upload.digest.size,
+            file_hash=upload.digest.sha256,
+            action="upload_direct",
             logical_key=upload.key,
             original_name=upload.name,
-            file_size=upload.digest.size,
-            file_sha256=upload.digest.sha256,
             md5=upload.digest.md5,
             stored_size=upload.digest.size,
             etag=f'"{upload.digest.md5}"',
@@ -231,7 +261,6 @@ class Writer:
                 if state.created_reference:
                     await self._refs.drop_unused(upload.space)
                 return summary
-            delta_size = stored
 
             async def put_again() -> str:
                 ref = state.ref
@@ -246,7 +275,8 @@ class Writer:
 
             await self._settle(upload, upload.delta_key, put_again)
             assert state.ref is not None
-            return self._delta_summary(upload, state.ref, delta_size)
+            delta = await self._ctx.hasher.hash_file(delta_path)
+            return self._delta_summary(upload, state.ref, delta)
         except BaseException:
             await self._roll_back(upload, state)
             raise
@@ -285,6 +315,7 @@ class Writer:
             upload.name,
             may_create=self._may_reference(upload.head),
             on_created=state.mark_created,
+            settings={k: v for k, v in upload.settings.items() if k in PROTECTION_SETTINGS},
         )
         if ref is not None and not self._may_reference(ref.head_bytes):
             self._ctx.logger.info(
@@ -318,6 +349,13 @@ class Writer:
             with ctx.timed("deltaglider.xdelta3.encode"):
                 await ctx.diff.encode(ref.path, upload.staged, delta_path)
             delta_size = (await anyio.Path(delta_path).stat()).st_size
+            ctx.logger.debug(
+                "put: encoded",
+                key=f"s3://{upload.space.bucket}/{upload.key}",
+                reference=ref.key,
+                reference_cached=ref.cache_hit,
+                delta_size=delta_size,
+            )
             if not ref.created and not planner.keep_delta(delta_size, upload.digest.size, ratio):
                 ctx.logger.info(
                     "delta too large, storing direct",
@@ -364,6 +402,7 @@ class Writer:
             delta_path,
             metadata=meta,
             content_type=upload.content_type,
+            settings=upload.settings,
         )
         return result.etag
 
@@ -397,32 +436,37 @@ class Writer:
             user_metadata=upload.user_meta,
         )
 
-    def _delta_summary(self, upload: _Upload, ref: Reference, delta_size: int) -> PutSummary:
+    def _delta_summary(self, upload: _Upload, ref: Reference, delta: FileDigest) -> PutSummary:
         ctx = self._ctx
-        operation = "create_reference" if ref.created else "create_delta"
+        action: PutAction = "create_reference" if ref.created else "create_delta"
         ctx.metrics.increment("deltaglider.put", tags={"stored_as": "delta"})
+        stored = delta.size + (ref.size if ref.created else 0)
         ctx.logger.info(
             "stored delta",
             key=f"s3://{upload.space.bucket}/{upload.delta_key}",
-            operation=operation,
+            operation=action,
             size=upload.digest.size,
-            delta_size=delta_size,
+            delta_size=delta.size,
+            ratio=f"{planner.delta_ratio(delta.size, upload.digest.size):.4f}",
+            saved=f"{(upload.digest.size - stored) / upload.digest.size:.1%}",
         )
         return PutSummary(
-            operation=operation,
+            operation="PUT_DELTA",
             bucket=upload.space.bucket,
             key=upload.delta_key,
+            file_size=upload.digest.size,
+            file_hash=upload.digest.sha256,
+            delta_size=delta.size,
+            delta_hash=delta.sha256,
+            delta_ratio=planner.delta_ratio(delta.size, upload.digest.size),
+            reference_hash=ref.sha256,
+            action=action,
             logical_key=upload.key,
             original_name=upload.name,
-            file_size=upload.digest.size,
-            file_sha256=upload.digest.sha256,
             md5=upload.digest.md5,
-            stored_size=delta_size + (ref.size if ref.created else 0),
+            stored_size=delta.size + (ref.size if ref.created else 0),
             etag=f'"{upload.digest.md5}"',
-            delta_size=delta_size,
-            delta_ratio=planner.delta_ratio(delta_size, upload.digest.size),
             ref_key=ref.key,
-            ref_sha256=ref.sha256,
             cache_hit=ref.cache_hit,
             reference_size=ref.size,
         )
@@ -484,6 +528,10 @@ class Writer:
             mine_head, other_head = await self._heads(bucket, mine, other)
             if mine_head is not None and other_head is not None:
                 older = min((mine_head, other_head), key=_rank)
+                self._ctx.logger.debug(
+                    "put: both forms of the name exist, removing the older",
+                    key=f"s3://{bucket}/{older.key}",
+                )
                 removed_delta |= older.key == upload.delta_key
                 await self._delete_if_unchanged(bucket, older)
                 # Other writers of the name are at work: let them finish their round.
@@ -509,6 +557,20 @@ class Writer:
             await self._ctx.storage.delete(bucket, head.key, if_match=head.etag)
         except (PreconditionFailedError, ObjectNotFoundError):
             pass  # replaced or deleted meanwhile: the next read decides again
+
+
+def _check_content(key: str, digest: FileDigest, checks: ContentChecks) -> None:
+    """Raise InvalidArgumentError (S3's BadDigest) when the staged bytes are not as announced."""
+    for what, announced, actual in (
+        ("Content-MD5", checks.md5, digest.md5),
+        ("SHA-256 checksum", checks.sha256, digest.sha256),
+        ("Content-Length", None if checks.size is None else str(checks.size), str(digest.size)),
+    ):
+        if announced is not None and announced.lower() != actual:
+            raise InvalidArgumentError(
+                f"BadDigest: {key}: the {what} given ({announced}) does not match the "
+                f"{digest.size} bytes received ({actual}); nothing was stored"
+            )
 
 
 def _created_at(head: ObjectHead) -> datetime:

@@ -7,7 +7,10 @@ from .hash import FileDigest as FileDigest
 from .hash import HashPort as HashPort
 from .logger import LoggerPort as LoggerPort
 from .metrics import MetricsPort as MetricsPort
+from .storage import OBJECT_SETTINGS as OBJECT_SETTINGS
+from .storage import PROTECTION_SETTINGS as PROTECTION_SETTINGS
 from .storage import BucketInfo as BucketInfo
+from .storage import BucketListing as BucketListing
 from .storage import DeleteFailure as DeleteFailure
 from .storage import ListPage as ListPage
 from .storage import ObjectBody as ObjectBody
@@ -17,7 +20,10 @@ from .storage import PutResult as PutResult
 from .storage import StoragePort as StoragePort
 
 __all__ = [
+    "OBJECT_SETTINGS",
+    "PROTECTION_SETTINGS",
     "BucketInfo",
+    "BucketListing",
     "ClockPort",
     "DeleteFailure",
     "DiffPort",

@@ -6,16 +6,50 @@ nothing from botocore crosses this boundary.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+#: Object settings a caller may give a PUT and read back from a HEAD or GET, by their
+#: boto3 names (the response carries the ones S3 returns).
+OBJECT_SETTINGS = frozenset(
+    {
+        "ACL",
+        "BucketKeyEnabled",
+        "CacheControl",
+        "ContentDisposition",
+        "ContentEncoding",
+        "ContentLanguage",
+        "Expires",
+        "GrantFullControl",
+        "GrantRead",
+        "GrantReadACP",
+        "GrantWriteACP",
+        "SSEKMSEncryptionContext",
+        "SSEKMSKeyId",
+        "ServerSideEncryption",
+        "StorageClass",
+        "Tagging",
+    }
+)
+
+
+#: The object settings that protect stored bytes (server-side encryption): given to a
+#: put, they also apply to a reference the put creates, which holds the same data.
+PROTECTION_SETTINGS = frozenset(
+    {"ServerSideEncryption", "SSEKMSKeyId", "SSEKMSEncryptionContext", "BucketKeyEnabled"}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectHead:
-    """HEAD of one stored object. ``metadata`` keys are lower-case, without ``x-amz-meta-``."""
+    """HEAD of one stored object. ``metadata`` keys are lower-case, without ``x-amz-meta-``.
+
+    ``settings`` holds the object settings S3 returned (``CacheControl``,
+    ``ServerSideEncryption``, ``StorageClass``... by their boto3 names).
+    """
 
     key: str
     size: int
@@ -24,17 +58,19 @@ class ObjectHead:
     metadata: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = None
     version_id: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """One entry of a LIST page."""
+    """One entry of a LIST page; ``owner`` only when asked for (``fetch_owner``)."""
 
     key: str
     size: int
     etag: str
     last_modified: datetime
     storage_class: str = "STANDARD"
+    owner: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +107,21 @@ class BucketInfo:
 
     name: str
     creation_date: datetime | None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketListing:
+    """ListBuckets: the buckets and their owner (``{"DisplayName", "ID"}`` when known)."""
+
+    buckets: list[BucketInfo]
+    owner: Mapping[str, str] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[BucketInfo]:
+        return iter(self.buckets)
+
+    def __len__(self) -> int:
+        return len(self.buckets)
 
 
 class ObjectBody(Protocol):
@@ -124,6 +175,7 @@ class StoragePort(Protocol):
         continuation_token: str | None = None,
         start_after: str | None = None,
         max_keys: int = 1000,
+        fetch_owner: bool = False,
     ) -> ListPage:
         """One page of ListObjectsV2."""
         ...
@@ -151,8 +203,11 @@ class StoragePort(Protocol):
         metadata: Mapping[str, str],
         content_type: str | None = None,
         if_none_match: bool = False,
+        settings: Mapping[str, Any] | None = None,
     ) -> PutResult:
         """Upload a file (multipart above the threshold, aborted on failure or cancellation).
+
+        ``settings`` are object settings by boto3 name (:data:`OBJECT_SETTINGS`).
 
         With ``if_none_match`` the write only succeeds if the key does not exist:
         :class:`PreconditionFailedError` when it does,
@@ -185,8 +240,13 @@ class StoragePort(Protocol):
         """Batch delete (≤ 1000 keys per request, split as needed); return the failures."""
         ...
 
-    async def create_bucket(self, bucket: str, *, region: str | None = None) -> None:
-        """Create a bucket; succeed quietly if this account already owns it."""
+    async def create_bucket(
+        self, bucket: str, *, region: str | None = None, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        """Create a bucket; succeed quietly if this account already owns it.
+
+        ``settings`` are CreateBucket parameters by boto3 name (``ACL``, ``ObjectOwnership``...).
+        """
         ...
 
     async def delete_bucket(self, bucket: str) -> None:
@@ -197,8 +257,8 @@ class StoragePort(Protocol):
         """Raise ``BucketNotFoundError``/``AccessDeniedError`` unless the bucket is usable."""
         ...
 
-    async def list_buckets(self) -> list[BucketInfo]:
-        """All buckets of the account."""
+    async def list_buckets(self) -> BucketListing:
+        """All buckets of the account, and their owner."""
         ...
 
     async def get_bucket_acl(self, bucket: str) -> dict[str, Any]:
@@ -210,7 +270,12 @@ class StoragePort(Protocol):
         ...
 
     async def presign(
-        self, operation: str, params: Mapping[str, Any], *, expires_in: int = 3600
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        expires_in: int = 3600,
+        http_method: str | None = None,
     ) -> str:
         """A presigned URL for ``operation`` (e.g. ``get_object``) with ``params``."""
         ...

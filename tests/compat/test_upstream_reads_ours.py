@@ -128,7 +128,7 @@ class Upload:
     directory: str  # "" is the bucket root
     name: str
     data: bytes
-    stored: str  # the operation this package reports: REFERENCE, DELTA or DIRECT
+    stored: str  # the action this package reports: REFERENCE, DELTA or DIRECT
 
     @property
     def key(self) -> str:
@@ -350,7 +350,7 @@ async def _upload(
             url = f"s3://{bucket}/{item.directory}/" if item.directory else f"s3://{bucket}"
             summary = await client.upload(source, url)
             stored_key = item.key if item.stored == DIRECT else f"{item.key}.delta"
-            assert (summary.operation, summary.key) == (item.stored, stored_key), item.key
+            assert (summary.action, summary.stored_key) == (item.stored, stored_key), item.key
             expected[item.key] = hashlib.sha256(item.data).hexdigest()
     return expected
 

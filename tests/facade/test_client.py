@@ -164,10 +164,10 @@ def test_service_from_the_client_and_standalone(
     space = DeltaSpace(moto_bucket, "svc")
     service = client.service
     first = service.put(tmp_path / "v1.zip", space)
-    assert first.operation == "create_reference"
+    assert first.action == "create_reference"
     with DeltaService(moto_s3.config()) as standalone:
         second = standalone.put(tmp_path / "v2.zip", space, max_ratio=0.9)
-        assert second.operation == "create_delta"
+        assert second.action == "create_delta"
         got = standalone.get(ObjectKey(moto_bucket, "svc/v1.zip"), tmp_path / "out1.zip")
         assert got.size == (tmp_path / "v1.zip").stat().st_size
     assert (tmp_path / "out1.zip").read_bytes() == (tmp_path / "v1.zip").read_bytes()

@@ -67,7 +67,7 @@ def test_client_survives_fork(run_script: RunScript, moto_bucket: str, tmp_path:
                 raise AssertionError("a body from before fork was readable in the child")
             (work / "v2.zip").write_bytes(zip_v2)
             summary = client.upload(work / "v2.zip", f"s3://{bucket}/fork/")
-            assert summary.is_delta and summary.operation == "create_delta", summary
+            assert summary.is_delta and summary.action == "create_delta", summary
             client.download(f"s3://{bucket}/fork/v2.zip", work / "child-v2.zip")
             assert (work / "child-v2.zip").read_bytes() == zip_v2
             with client.get_object(Bucket=bucket, Key="fork/v1.zip")["Body"] as body:

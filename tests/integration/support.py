@@ -152,6 +152,7 @@ class RecordingStorage(S3Storage):
         metadata: Mapping[str, str],
         content_type: str | None = None,
         if_none_match: bool = False,
+        settings: Mapping[str, Any] | None = None,
     ) -> PutResult:
         try:
             result = await super().put_file(
@@ -161,6 +162,7 @@ class RecordingStorage(S3Storage):
                 metadata=metadata,
                 content_type=content_type,
                 if_none_match=if_none_match,
+                settings=settings,
             )
         except PreconditionFailedError:
             self.conditional_puts.append((key, "412"))

@@ -117,7 +117,10 @@ def test_create_async_client_reads_arguments_then_environment(
     )
     assert explicit.config.endpoint_url == "http://127.0.0.1:2"
     assert explicit.config.max_ratio == 0.1
-    assert logger.level == logging.WARNING
+    assert explicit.config.log_level == "WARNING"
+    # Levels are per client: the DEBUG client still logs at DEBUG (the logger lets its
+    # records through), the WARNING one filters its own records.
+    assert logger.level == logging.DEBUG
 
 
 def test_create_async_client_rejects_bad_arguments() -> None:
@@ -205,9 +208,13 @@ async def test_put_object_accepts_every_body_type(
 async def test_put_object_refuses_bad_bodies_and_reserved_keys(
     client: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, tmp_path: Path
 ) -> None:
-    for body in (12345, [b"a", b"b"], None):
+    for body in (12345, [b"a", b"b"], {"a": 1}):
         with pytest.raises(InvalidArgumentError, match=type(body).__name__):
             await client.put_object(Bucket=bucket, Key="bad.txt", Body=body)
+    # Body=None stores an empty object, as boto3 does.
+    await client.put_object(Bucket=bucket, Key="empty.txt", Body=None)
+    assert (await client.head_object(Bucket=bucket, Key="empty.txt"))["ContentLength"] == 0
+    await client.delete_object(Bucket=bucket, Key="empty.txt")
     text_file = tmp_path / "text.txt"
     text_file.write_text("hello")
     with text_file.open("r") as handle, pytest.raises(InvalidArgumentError, match="binary"):
@@ -515,6 +522,7 @@ async def test_list_objects_fetch_metadata(
         assert rich[key]["DeltaGlider"]["DeltaRatio"] == pytest.approx(stored / size)
         assert rich[key]["DeltaGlider"]["CompressionRatio"] == pytest.approx(1 - stored / size)
         assert rich[key]["ETag"] == f'"{md5_bytes(path.read_bytes())}"'
+    assert rich["rel/a.txt"].pop("Metadata") == {"deltaglider-is-delta": "false"}
     assert rich["rel/a.txt"] == plain["rel/a.txt"]
     assert "OriginalSize" not in rich["rel/a.txt"]["DeltaGlider"]
 
@@ -803,22 +811,26 @@ async def test_upload_treats_the_url_as_a_prefix(
 ) -> None:
     first = await client.upload(zips[0], f"s3://{bucket}/rel/v1/")
     assert isinstance(first, UploadSummary)
-    assert (first.operation, first.key, first.is_delta) == (
+    assert (first.operation, first.action, first.stored_key, first.is_delta) == (
+        "PUT_DELTA",
         "create_reference",
         f"rel/v1/{zips[0].name}.delta",
         True,
     )
+    # The key users list and download by, as the API reference prints it.
+    assert first.key == f"rel/v1/{zips[0].name}"
     second = await client.upload(str(zips[1]), f"s3://{bucket}/rel/v1")
-    assert second.operation == "create_delta"
-    assert second.key == f"rel/v1/{zips[1].name}.delta"
+    assert second.action == "create_delta"
+    assert second.stored_key == f"rel/v1/{zips[1].name}.delta"
     assert second.savings_percent > 50
     assert second.stored_size_mb < second.original_size_mb
     root = await client.upload(zips[2], f"s3://{bucket}", tags={"ignored": "yes"})
-    assert root.key == f"{zips[2].name}.delta"
+    assert root.stored_key == f"{zips[2].name}.delta"
+    assert root.key == zips[2].name
     direct = await client.upload(zips[3], f"s3://{bucket}/strict/", max_ratio=0.0)
-    assert direct.operation == "create_reference"
+    assert direct.action == "create_reference"
     strict = await client.upload(zips[2], f"s3://{bucket}/strict/", max_ratio=0.0)
-    assert (strict.operation, strict.is_delta) == ("upload_direct", False)
+    assert (strict.operation, strict.action, strict.is_delta) == ("PUT", "upload_direct", False)
     assert f"strict/{zips[2].name}" in list_keys(s3_admin, bucket)
 
     with pytest.raises(InvalidRatioError):

@@ -88,7 +88,7 @@ async def test_upload_many_one_reference_per_space_and_exact_round_trip(
     operations = {space: [] for space in SPACES}  # type: dict[str, list[str]]
     for result, (_, relative) in zip(results, releases, strict=True):
         assert result.value is not None
-        operations[relative.partition("/")[0]].append(result.value.operation)
+        operations[relative.partition("/")[0]].append(result.value.action)
     for space in SPACES:
         assert operations[space] == ["create_reference"] + ["create_delta"] * (VERSIONS - 1)
     assert sum(1 for k in keys if k.endswith(".delta")) == len(releases)
@@ -324,4 +324,4 @@ async def test_async_progress_callback_is_awaited(
 
     assert all(r.ok for r in results)
     assert sorted(seen) == [1, 2, 3, 4, 5]
-    assert [r.value.operation for r in results if r.value] == ["upload_direct"] * 5
+    assert [r.value.action for r in results if r.value] == ["upload_direct"] * 5

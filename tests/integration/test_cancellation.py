@@ -99,7 +99,7 @@ async def test_cancelled_delta_put_kills_xdelta3_and_cleans_up(
     first, second = big_versions(tmp_path, "big")
     bundle = make_bundle()
     space = DeltaSpace(bucket, "big")
-    assert (await bundle.service.put(first, space)).operation == "create_reference"
+    assert (await bundle.service.put(first, space)).action == "create_reference"
     before = list_keys(s3_admin, bucket)
 
     await cancel_once_started(lambda: bundle.service.put(second, space), xdelta3_running)
@@ -109,7 +109,7 @@ async def test_cancelled_delta_put_kills_xdelta3_and_cleans_up(
     assert list_keys(s3_admin, bucket) == before
     assert open_uploads(s3_admin, bucket) == []
     # The service still works after the cancellation.
-    assert (await bundle.service.put(second, space)).operation == "create_delta"
+    assert (await bundle.service.put(second, space)).action == "create_delta"
 
 
 async def test_cancelled_multipart_put_aborts_the_upload(
@@ -141,7 +141,7 @@ async def test_cancelled_get_leaves_destination_untouched(
     expected = "create_delta" if stored == "delta" else "upload_direct"
     assert (
         await writer.service.put(second, space, allow_delta=stored == "delta")
-    ).operation == expected
+    ).action == expected
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     dest = downloads / second.name

@@ -59,7 +59,7 @@ async def stored_versions(
     """Three zip versions stored in ``bucket``/``app``: a reference and two deltas."""
     paths = make_versions(tmp_path / "src", 3, "zip", seed=41)
     space = DeltaSpace(bucket, "app")
-    operations = [(await service.put(path, space)).operation for path in paths]
+    operations = [(await service.put(path, space)).action for path in paths]
     assert operations == ["create_reference", "create_delta", "create_delta"]
     return space, paths
 

@@ -54,7 +54,7 @@ async def test_first_put_into_a_new_space(
     # Once xdelta3 is back, the same upload succeeds and reads back.
     monkeypatch.setenv("PATH", real_path)
     fixed = make_bundle().service
-    assert (await fixed.put(archive, space)).operation == "create_reference"
+    assert (await fixed.put(archive, space)).action == "create_reference"
     assert set(list_keys(s3_admin, bucket)) == {"app/reference.bin", "app/app-1.0.0.zip.delta"}
     await fixed.get(key_of(space, archive.name), tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == archive.read_bytes()
@@ -98,7 +98,7 @@ async def test_files_that_need_no_delta_still_upload(
     service = make_bundle().service
     space = DeltaSpace(bucket, "docs")
 
-    assert (await service.put(notes, space)).operation == "upload_direct"
+    assert (await service.put(notes, space)).action == "upload_direct"
     out = tmp_path / "out"
     await service.get(key_of(space, notes.name), out)
     assert out.read_bytes() == notes.read_bytes()

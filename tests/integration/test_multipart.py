@@ -59,7 +59,7 @@ async def test_direct_and_reference_uploads_above_the_threshold(
     service = make_bundle(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB).service
     space = DeltaSpace(bucket, "mp")
 
-    operations = [(await service.put(path, space)).operation for path in (first, second, direct)]
+    operations = [(await service.put(path, space)).action for path in (first, second, direct)]
 
     assert operations == ["create_reference", "create_delta", "upload_direct"]
     assert set(list_keys(s3_admin, bucket)) == {
@@ -111,9 +111,7 @@ async def test_multipart_reference_write_is_conditional(
     late.write_bytes(data)
     multipart: dict[str, Any] = {"multipart_threshold": 5 * MIB, "multipart_chunksize": 5 * MIB}
     space = DeltaSpace(bucket, "mprace")
-    assert (await make_bundle(**multipart).service.put(first, space)).operation == (
-        "create_reference"
-    )
+    assert (await make_bundle(**multipart).service.put(first, space)).action == ("create_reference")
     reference_sha = sha256_file(first)
     loser = make_bundle(storage_type=LateStorage, **multipart)
 
@@ -122,7 +120,7 @@ async def test_multipart_reference_write_is_conditional(
     # Its multipart reference write was refused (412, the upload aborted), and it used
     # the reference already there.
     assert cast(LateStorage, loser.storage).conditional_puts == [("mprace/reference.bin", "412")]
-    assert summary.operation == "create_delta"
+    assert summary.action == "create_delta"
     assert summary.ref_sha256 == reference_sha
     assert open_uploads(s3_admin, bucket) == []
     assert head_metadata(s3_admin, bucket, "mprace/reference.bin")["dg-file-sha256"] == (

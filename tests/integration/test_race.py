@@ -68,7 +68,7 @@ async def test_concurrent_first_writers_share_one_reference(
         prefix = f"{space.prefix}/"
         keys = set(list_keys(s3_admin, bucket, prefix))
         assert keys == {f"{prefix}reference.bin", *(f"{prefix}{p.name}.delta" for p in paths)}
-        operations = Counter(s.operation for s in summaries.values())
+        operations = Counter(s.action for s in summaries.values())
         assert operations == {"create_reference": 1, "create_delta": WRITERS - 1}
         attempts = Counter(
             outcome
@@ -88,7 +88,7 @@ async def test_concurrent_first_writers_share_one_reference(
             reference_sha
         )
         # The reference holds exactly the bytes of the writer that reported creating it.
-        (creator,) = [s for s in summaries.values() if s.operation == "create_reference"]
+        (creator,) = [s for s in summaries.values() if s.action == "create_reference"]
         assert reference_sha == creator.file_sha256
         for path in paths:
             meta = head_metadata(s3_admin, bucket, f"{prefix}{path.name}.delta")

@@ -45,8 +45,8 @@ async def test_unrelated_file_falls_back_to_direct(
     created = await service.put(first, space)
     fallback = await service.put(second, space)
 
-    assert created.operation == "create_reference"
-    assert fallback.operation == "upload_direct"
+    assert created.action == "create_reference"
+    assert fallback.action == "upload_direct"
     assert fallback.key == "random/second.zip"
     assert fallback.stored_size == second.stat().st_size
     assert set(list_keys(s3_admin, bucket)) == {
@@ -72,8 +72,8 @@ async def test_per_call_ratio_overrides_the_configured_one(
     strict = await service.put(second, space, max_ratio=0.0)
     default = await service.put(third, space)
 
-    assert strict.operation == "upload_direct"
-    assert default.operation == "create_delta"
+    assert strict.action == "upload_direct"
+    assert default.action == "create_delta"
     assert set(list_keys(s3_admin, bucket)) == {
         "app/reference.bin",
         f"app/{first.name}.delta",
@@ -100,13 +100,13 @@ async def test_dg_max_ratio_environment_is_honoured(
     await strict.put(first, space)
     # Any non-empty delta exceeds a ratio of 0: the similar version is stored direct,
     # where the default ratio (0.5) would store a delta.
-    assert (await strict.put(second, space)).operation == "upload_direct"
+    assert (await strict.put(second, space)).action == "upload_direct"
     # An explicit per-call ratio still wins over the environment.
-    assert (await strict.put(third, space, max_ratio=0.5)).operation == "create_delta"
+    assert (await strict.put(third, space, max_ratio=0.5)).action == "create_delta"
 
     monkeypatch.setenv("DG_MAX_RATIO", "0.5")
     relaxed = make_bundle(env_config(s3_config)).service
-    assert (await relaxed.put(second, space)).operation == "create_delta"
+    assert (await relaxed.put(second, space)).action == "create_delta"
     assert set(list_keys(s3_admin, bucket)) == {
         "app/reference.bin",
         f"app/{first.name}.delta",

@@ -71,7 +71,7 @@ async def test_archive_versions_round_trip(
 
     summaries = [await service.put(path, space) for path in paths]
 
-    assert [s.operation for s in summaries] == ["create_reference", "create_delta", "create_delta"]
+    assert [s.action for s in summaries] == ["create_reference", "create_delta", "create_delta"]
     for path, summary in zip(paths, summaries, strict=True):
         assert summary.key == f"releases/{fmt}/{path.name}.delta"
         assert summary.logical_key == f"releases/{fmt}/{path.name}"
@@ -110,7 +110,7 @@ async def test_compressed_files_are_stored_direct_unless_allowed(
     paths = make_versions(tmp_path / "src", 2, fmt, seed=5)
     space = DeltaSpace(bucket, f"pkgs/{fmt}")
     summaries = [await service.put(path, space) for path in paths]
-    assert [s.operation for s in summaries] == ["upload_direct", "upload_direct"]
+    assert [s.action for s in summaries] == ["upload_direct", "upload_direct"]
     assert f"pkgs/{fmt}/reference.bin" not in list_keys(s3_admin, bucket)
     for path in paths:
         key = ObjectKey(bucket, f"pkgs/{fmt}/{path.name}")
@@ -125,7 +125,7 @@ async def test_first_upload_writes_reference_and_zero_diff_delta(
 
     summary = await service.put(first, space)
 
-    assert summary.operation == "create_reference"
+    assert summary.action == "create_reference"
     assert summary.stored_as is StoredAs.DELTA
     assert set(list_keys(s3_admin, bucket)) == {
         "releases/app/reference.bin",
@@ -138,7 +138,7 @@ async def test_first_upload_writes_reference_and_zero_diff_delta(
 
     later = await service.put(second, space)
 
-    assert later.operation == "create_delta"
+    assert later.action == "create_delta"
     delta_meta = head_metadata(s3_admin, bucket, "releases/app/app-1.0.1.zip.delta")
     assert "dg-note" not in delta_meta
     assert delta_meta["dg-ref-sha256"] == sha256_file(first)
@@ -157,7 +157,7 @@ async def test_metadata_written_exactly_per_spec(
     delta_summary = await service.put(second, space, metadata=user, content_type="application/zip")
     direct_summary = await service.put(notes, space, metadata=user, content_type="text/plain")
 
-    assert direct_summary.operation == "upload_direct"
+    assert direct_summary.action == "upload_direct"
     assert set(list_keys(s3_admin, bucket)) == {
         "builds/app/reference.bin",
         "builds/app/app-1.0.0.zip.delta",
@@ -230,7 +230,7 @@ async def test_non_ascii_names_round_trip(
 
     summaries = [await service.put(path, space) for path in [*paths, notes]]
 
-    assert [s.operation for s in summaries] == [
+    assert [s.action for s in summaries] == [
         "create_reference",
         "create_delta",
         "upload_direct",
@@ -273,7 +273,7 @@ async def test_empty_files_round_trip(
     summaries = [await service.put(path, space) for path in paths]
 
     # Nothing to delta an empty file against: each is stored as it is.
-    assert [s.operation for s in summaries] == ["upload_direct"] * 3
+    assert [s.action for s in summaries] == ["upload_direct"] * 3
     assert set(list_keys(s3_admin, bucket)) == {
         "empty/empty-1.zip",
         "empty/empty-2.tar",
@@ -303,7 +303,7 @@ async def test_one_byte_files_round_trip(
     first.write_bytes(b"\x01")
     second.write_bytes(b"\x02")
 
-    ops = [(await service.put(path, space)).operation for path in (first, second)]
+    ops = [(await service.put(path, space)).action for path in (first, second)]
 
     # A 1-byte file becomes the reference; a delta of another 1-byte file is never
     # smaller than half of it, so the second one is stored direct.
@@ -327,19 +327,19 @@ async def test_reupload_replaces_the_other_form(
     target = tmp_path / "app.zip"
 
     target.write_bytes(first.read_bytes())
-    assert (await service.put(target, space)).operation == "create_reference"
+    assert (await service.put(target, space)).action == "create_reference"
     assert set(list_keys(s3_admin, bucket)) == {"app/reference.bin", "app/app.zip.delta"}
 
     # The same name with unrelated bytes: the delta is too large, it is stored direct
     # and the old .delta goes, with the reference no delta needs any more.
     target.write_bytes(unrelated)
-    assert (await service.put(target, space)).operation == "upload_direct"
+    assert (await service.put(target, space)).action == "upload_direct"
     assert set(list_keys(s3_admin, bucket)) == {"app/app.zip"}
     assert await read_back(service, key_of(space, "app.zip"), tmp_path / "o") == unrelated
 
     # And back to a delta: the direct object goes.
     target.write_bytes(second.read_bytes())
-    assert (await service.put(target, space)).operation == "create_reference"
+    assert (await service.put(target, space)).action == "create_reference"
     assert set(list_keys(s3_admin, bucket)) == {"app/reference.bin", "app/app.zip.delta"}
     assert await read_back(service, key_of(space, "app.zip"), tmp_path / "o") == second.read_bytes()
 
@@ -354,7 +354,7 @@ async def test_root_deltaspace_round_trip(
     paths = make_versions(tmp_path, 2, "tar", seed=2)
     space = DeltaSpace(bucket, "")
 
-    ops = [(await service.put(path, space)).operation for path in paths]
+    ops = [(await service.put(path, space)).action for path in paths]
 
     assert ops == ["create_reference", "create_delta"]
     assert set(list_keys(s3_admin, bucket)) == {

@@ -112,7 +112,7 @@ async def test_new_versions_join_a_6x_deltaspace(
 
     summary = await service.put(new, space)
 
-    assert summary.operation == "create_delta"
+    assert summary.action == "create_delta"
     assert (
         summary.ref_sha256
         == head_metadata(s3_admin, bucket, "releases/app/reference.bin")["dg-file-sha256"]
@@ -135,7 +135,7 @@ async def test_delta_with_only_ref_path_reads_back(
     first, second = make_versions(tmp_path / "src", 2, "zip", seed=21)
     space = DeltaSpace(bucket, "proxy/app")
     await service.put(first, space)
-    assert (await service.put(second, space)).operation == "create_delta"
+    assert (await service.put(second, space)).action == "create_delta"
     delta_key = f"proxy/app/{second.name}.delta"
     meta = head_metadata(s3_admin, bucket, delta_key)
     shaped = {k: v for k, v in meta.items() if k not in drop}
@@ -166,7 +166,7 @@ async def test_passthrough_without_compression_key_reads_back(
     source = tmp_path / name
     source.write_bytes(b"passthrough body\n" * 100)
     space = DeltaSpace(bucket, "proxy")
-    assert (await service.put(source, space, allow_delta=False)).operation == "upload_direct"
+    assert (await service.put(source, space, allow_delta=False)).action == "upload_direct"
     key = f"proxy/{name}"
     meta = head_metadata(s3_admin, bucket, key)
     assert meta["dg-note"] == "passthrough"

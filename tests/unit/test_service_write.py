@@ -25,7 +25,7 @@ async def test_first_upload_creates_reference_and_zero_diff_delta(h: Harness) ->
     data = archive(1)
     summary = await h.put("releases/app/app-1.zip", data)
 
-    assert summary.operation == "create_reference"
+    assert summary.action == "create_reference"
     assert summary.stored_as is StoredAs.DELTA
     assert summary.key == "releases/app/app-1.zip.delta"
     assert summary.logical_key == "releases/app/app-1.zip"
@@ -52,7 +52,7 @@ async def test_second_upload_is_a_small_delta_against_the_reference(h: Harness) 
     await h.put("releases/app/app-1.zip", first)
     summary = await h.put("releases/app/app-2.zip", second)
 
-    assert summary.operation == "create_delta"
+    assert summary.action == "create_delta"
     assert summary.ref_key == "releases/app/reference.bin"
     assert summary.ref_sha256 == sha256(first)
     assert summary.delta_size is not None
@@ -86,7 +86,7 @@ async def test_ratio_fallback_stores_direct_and_leaves_no_delta(h: Harness) -> N
 
     unrelated = archive(99)
     summary = await h.put("d/b.zip", unrelated)
-    assert summary.operation == "upload_direct"
+    assert summary.action == "upload_direct"
     assert summary.key == "d/b.zip"
     assert "d/b.zip.delta" not in h.stored_keys()
     assert h.storage.data(BUCKET, "d/b.zip") == unrelated
@@ -110,13 +110,13 @@ async def test_service_max_ratio_is_the_default(make_harness: MakeHarness) -> No
     h = make_harness(max_ratio=0.0)
     base = archive(1)
     await h.put("d/a.zip", base)  # the reference itself is never subject to the ratio
-    assert (await h.put("d/b.zip", variant(base, 2))).operation == "upload_direct"
-    assert (await h.put("d/c.zip", variant(base, 3), 1.0)).operation == "create_delta"
+    assert (await h.put("d/b.zip", variant(base, 2))).action == "upload_direct"
+    assert (await h.put("d/c.zip", variant(base, 3), 1.0)).action == "create_delta"
 
 
 async def test_non_eligible_files_are_stored_direct(h: Harness) -> None:
     summary = await h.put("d/notes.txt", b"hello")
-    assert summary.operation == "upload_direct"
+    assert summary.action == "upload_direct"
     assert h.stored_keys() == ["d/notes.txt"]
     # Random bytes under a non-archive name: direct, no reference created.
     await h.put("d/blob.bin", random.Random(3).randbytes(5000))
@@ -126,20 +126,20 @@ async def test_non_eligible_files_are_stored_direct(h: Harness) -> None:
 async def test_zip_content_under_another_name_is_delta_compressed(h: Harness) -> None:
     wheel = archive(4)
     summary = await h.put("d/pkg-1.0-py3-none-any.whl", wheel)
-    assert summary.operation == "create_reference"
+    assert summary.action == "create_reference"
     assert h.stored_keys() == ["d/pkg-1.0-py3-none-any.whl.delta", "d/reference.bin"]
 
 
 async def test_empty_archive_is_stored_direct(h: Harness) -> None:
     summary = await h.put("d/empty.zip", b"")
-    assert summary.operation == "upload_direct"
+    assert summary.action == "upload_direct"
     assert h.stored_keys() == ["d/empty.zip"]
     assert await h.read("d/empty.zip") == b""
 
 
 async def test_allow_delta_false_stores_direct(h: Harness) -> None:
     summary = await h.put("d/a.zip", archive(1), allow_delta=False)
-    assert summary.operation == "upload_direct"
+    assert summary.action == "upload_direct"
     assert h.stored_keys() == ["d/a.zip"]
 
 
@@ -174,7 +174,7 @@ async def test_replacing_the_last_delta_by_a_direct_object_drops_the_reference(
     assert h.stored_keys() == ["d/a.zip"]
     # The next version starts a new reference.
     summary = await h.put("d/a.zip", variant(base, 2))
-    assert summary.operation == "create_reference"
+    assert summary.action == "create_reference"
     assert h.stored_keys() == ["d/a.zip.delta", "d/reference.bin"]
     assert await h.read("d/a.zip") == variant(base, 2)
 
@@ -302,7 +302,7 @@ async def test_existing_reference_written_by_another_tool_is_used(h: Harness) ->
     base = archive(1)
     h.storage.seed(BUCKET, "d/reference.bin", base)
     summary = await h.put("d/b.zip", variant(base, 2))
-    assert summary.operation == "create_delta"
+    assert summary.action == "create_delta"
     assert summary.ref_sha256 == sha256(base)
     assert await h.read("d/b.zip") == variant(base, 2)
 
@@ -314,7 +314,7 @@ async def test_conditional_writes_refused_by_the_server_fall_back_to_put_then_he
     h.storage.conditional_writes = "refused"
     data = archive(1)
     summary = await h.put("d/a.zip", data)
-    assert summary.operation == "create_reference"
+    assert summary.action == "create_reference"
     ref_puts = [r for r in h.storage.writes() if r.key == "d/reference.bin"]
     assert [(r.if_none_match, r.outcome) for r in ref_puts] == [
         (True, "ConditionalWriteNotSupportedError"),
