@@ -36,6 +36,8 @@ from deltaglider_async import (
     DeltaSpace,
     DiffError,
     DiffToolNotFoundError,
+    DiffToolUnsupportedError,
+    EventLoopThreadError,
     GetBucketAclResponse,
     GetSummary,
     HeadObjectResponse,
@@ -47,6 +49,7 @@ from deltaglider_async import (
     ListBucketsResponse,
     ListedObject,
     ListObjectsResponse,
+    LocalFileError,
     MigrationReport,
     NotFoundError,
     NotModifiedError,
@@ -74,7 +77,6 @@ from ._client import DeltaGliderClient as DeltaGliderClient
 from ._client import GetObjectResponse as GetObjectResponse
 from ._client import StreamingBody as StreamingBody
 from ._client import create_client as create_client
-from ._runner import EventLoopThreadError as EventLoopThreadError
 from ._service import DeltaService as DeltaService
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "DeltaSpace",
     "DiffError",
     "DiffToolNotFoundError",
+    "DiffToolUnsupportedError",
     "EventLoopThreadError",
     "GetBucketAclResponse",
     "GetObjectResponse",
@@ -111,6 +114,7 @@ __all__ = [
     "ListBucketsResponse",
     "ListObjectsResponse",
     "ListedObject",
+    "LocalFileError",
     "MigrationReport",
     "NotFoundError",
     "NotModifiedError",

@@ -45,7 +45,7 @@ from typing import Any, Concatenate, Final, Generic, ParamSpec, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from deltaglider_async import ClientClosedError, DeltaGliderError
+from deltaglider_async import ClientClosedError, EventLoopThreadError
 
 __all__ = ["CLOSE_TIMEOUT", "EventLoopThreadError", "Runner"]
 
@@ -68,15 +68,6 @@ _IN_LOOP_MESSAGE = (
     "loop; the call blocks that loop until it returns. In async code use "
     "deltaglider_async (`async with create_async_client() as client: await ...`)."
 )
-
-
-class EventLoopThreadError(DeltaGliderError, RuntimeError):
-    """A blocking method was called from the client's own event-loop thread.
-
-    Waiting there would deadlock (the loop that must run the call is the one waiting),
-    so the call is refused. Code running on that loop must use ``deltaglider_async``
-    and ``await`` the async client instead.
-    """
 
 
 # Set once the "called inside a running event loop" warning was emitted in this process.

@@ -28,10 +28,13 @@ from ._errors import ConditionalWriteNotSupportedError as ConditionalWriteNotSup
 from ._errors import DeltaGliderError as DeltaGliderError
 from ._errors import DiffError as DiffError
 from ._errors import DiffToolNotFoundError as DiffToolNotFoundError
+from ._errors import DiffToolUnsupportedError as DiffToolUnsupportedError
+from ._errors import EventLoopThreadError as EventLoopThreadError
 from ._errors import IntegrityError as IntegrityError
 from ._errors import InvalidArgumentError as InvalidArgumentError
 from ._errors import InvalidRatioError as InvalidRatioError
 from ._errors import InvalidURLError as InvalidURLError
+from ._errors import LocalFileError as LocalFileError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import NotModifiedError as NotModifiedError
 from ._errors import ObjectNotFoundError as ObjectNotFoundError
@@ -92,6 +95,8 @@ __all__ = [
     "DeltaSpace",
     "DiffError",
     "DiffToolNotFoundError",
+    "DiffToolUnsupportedError",
+    "EventLoopThreadError",
     "GetBucketAclResponse",
     "GetObjectResponse",
     "GetSummary",
@@ -104,6 +109,7 @@ __all__ = [
     "ListBucketsResponse",
     "ListObjectsResponse",
     "ListedObject",
+    "LocalFileError",
     "MigrationReport",
     "NotFoundError",
     "NotModifiedError",

@@ -36,8 +36,8 @@ from ._errors import (
     DeltaGliderError,
     InvalidArgumentError,
     InvalidURLError,
-    NotFoundError,
-    StorageError,
+    local_error,
+    translating_local,
     unwrap_group,
 )
 from ._models import DELTA_SUFFIX, GetSummary, ObjectKey, S3Url, UploadSummary
@@ -176,16 +176,10 @@ def item_error(exc: Exception) -> DeltaGliderError:
         leaf = unwrap_group(exc)
         if isinstance(leaf, Exception):
             return item_error(leaf)
-    error: DeltaGliderError
-    if isinstance(exc, FileNotFoundError):
-        error = NotFoundError(str(exc))
-    elif isinstance(exc, PermissionError):
-        error = AccessDeniedError(str(exc))
-    elif isinstance(exc, OSError):
-        error = StorageError(str(exc))
-    else:
-        _log.error("unexpected error in a bulk item", exc_info=exc)
-        error = DeltaGliderError(f"unexpected {type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError):
+        return local_error(exc, exc.filename or "?", "use")
+    _log.error("unexpected error in a bulk item", exc_info=exc)
+    error = DeltaGliderError(f"unexpected {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
 
@@ -284,17 +278,19 @@ def _flag_duplicates(jobs: Sequence[Job[Any]], what: str) -> None:
 
 
 async def check_local_file(path: Path) -> None:
-    """Raise the library's error unless ``path`` is a readable regular file."""
-    try:
+    """Raise the library's error unless ``path`` is a regular file (see ``local_error``)."""
+    with translating_local(path, "read"):
         info = await anyio.Path(path).stat()
-    except FileNotFoundError:
-        raise NotFoundError(f"local file {str(path)!r} does not exist") from None
-    except PermissionError as exc:
-        raise AccessDeniedError(f"cannot read local file {str(path)!r}: {exc}") from None
-    except OSError as exc:
-        raise StorageError(f"cannot read local file {str(path)!r}: {exc}") from exc
     if not stat.S_ISREG(info.st_mode):
-        raise InvalidArgumentError(f"{str(path)!r} is not a regular file")
+        raise InvalidArgumentError(f"cannot read local file {str(path)!r}: not a regular file")
+
+
+async def check_local_directory(directory: Path) -> None:
+    """Raise the library's error unless ``directory`` exists and is a directory."""
+    with translating_local(directory, "write into"):
+        info = await anyio.Path(directory).stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise InvalidArgumentError(f"cannot write into {str(directory)!r}: not a directory")
 
 
 # ---------------------------------------------------------------------------------------
@@ -484,7 +480,7 @@ async def download_many(
     except FileExistsError:
         raise InvalidArgumentError(f"{str(root)!r} exists and is not a directory") from None
     except OSError as exc:
-        raise InvalidArgumentError(f"cannot create directory {str(root)!r}: {exc}") from exc
+        raise local_error(exc, root, "create the directory") from exc
     jobs: list[Job[GetSummary]] = []
     for source, key, out, problem in entries:
         job: Job[GetSummary] = Job(source=source, destination=str(out or ""), run=None)
@@ -502,7 +498,8 @@ def _downloader(
     client: AsyncDeltaGliderClient, key: ObjectKey, out: Path
 ) -> Callable[[], Awaitable[GetSummary]]:
     async def run() -> GetSummary:
-        await anyio.Path(out.parent).mkdir(parents=True, exist_ok=True)
+        with translating_local(out.parent, "create the directory"):
+            await anyio.Path(out.parent).mkdir(parents=True, exist_ok=True)
         return await client.service.get(key, out)
 
     return run

@@ -61,11 +61,11 @@ from ._errors import (
     IntegrityError,
     InvalidArgumentError,
     InvalidURLError,
-    NotFoundError,
     ObjectNotFoundError,
     PreconditionFailedError,
     ReservedKeyError,
     single_errors,
+    translating_local,
 )
 from ._factory import GivenService, ServiceBundle, build_service
 from ._migrate import MigrationReport
@@ -84,6 +84,7 @@ from ._response_metadata import recording
 from ._stats import StatsMode
 from .adapters.logging import LOGGER_NAME, hold_log_level, release_log_level
 from .core import metadata as meta_codec
+from .core.context import file_chunks
 from .core.keys import is_hidden
 from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
 from .core.planner import check_user_key, validate_ratio
@@ -1026,10 +1027,10 @@ class AsyncDeltaGliderClient:
         """
         key = _object_url(s3_url)
         out = anyio.Path(output_path)
-        if await out.is_dir():
-            out = out / key.name.removesuffix(DELTA_SUFFIX)
-        if not await out.parent.is_dir():
-            raise NotFoundError(f"local directory {str(out.parent)!r} does not exist")
+        with translating_local(out, "write"):
+            if await out.is_dir():
+                out = out / key.name.removesuffix(DELTA_SUFFIX)
+        await _bulk.check_local_directory(Path(out.parent))
         await self._bundle.service.get(key, Path(out))
 
     @_api
@@ -1504,7 +1505,7 @@ async def _body_chunks(body: Any) -> AsyncIterator[bytes]:
     if isinstance(body, os.PathLike):
         path = Path(os.fspath(body))
         await _bulk.check_local_file(path)
-        return _path_chunks(path)
+        return file_chunks(path)
     read = getattr(body, "read", None)
     if callable(read):
         return _reader_chunks(read)
@@ -1520,17 +1521,6 @@ async def _memory_chunks(data: bytes) -> AsyncIterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(data), CHUNK):
         yield bytes(view[start : start + CHUNK])
-
-
-async def _path_chunks(path: Path) -> AsyncIterator[bytes]:
-    try:
-        async with await anyio.open_file(path, "rb") as f:
-            while chunk := await f.read(CHUNK):
-                yield chunk
-    except FileNotFoundError:
-        raise NotFoundError(f"local file {str(path)!r} does not exist") from None
-    except PermissionError as exc:
-        raise AccessDeniedError(f"cannot read local file {str(path)!r}: {exc}") from None
 
 
 async def _reader_chunks(read: Callable[[int], Any]) -> AsyncIterator[bytes]:

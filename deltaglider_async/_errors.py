@@ -21,9 +21,21 @@ working for callers that never heard of this package::
     │   ├── ConditionalWriteNotSupportedError
     │   ├── BucketAlreadyExistsError (owned by someone else)
     │   └── BucketNotEmptyError
+    ├── LocalFileError ................................ OSError
+    │                              (a local file could not be read or written: no space,
+    │                               name too long, read-only file system...)
     ├── DiffError ..................................... RuntimeError
-    │   └── DiffToolNotFoundError  (xdelta3 is not installed)
-    └── ClientClosedError ............................. RuntimeError
+    │   ├── DiffToolNotFoundError  (xdelta3 is not installed)
+    │   └── DiffToolUnsupportedError (the installed xdelta3 cannot do what is configured)
+    ├── ClientClosedError ............................. RuntimeError
+    └── EventLoopThreadError .......................... RuntimeError
+                                   (a blocking call from the client's own loop thread)
+
+Local files follow one rule on every entry point (:func:`local_error`): a missing file or
+directory is a :class:`NotFoundError`, a refused permission an :class:`AccessDeniedError`, a
+directory where a file is expected an :class:`InvalidArgumentError`, anything else a
+:class:`LocalFileError`; the message names the path. An :class:`IntegrityError` always means
+the *stored* data does not match its SHA-256, never a local failure.
 
 Lower-level errors (botocore, aiohttp, subprocess) are translated into this tree once, at
 the adapter boundary; none of them reaches a caller. An ``ExceptionGroup`` never reaches a
@@ -110,6 +122,13 @@ class BucketNotEmptyError(StorageError):
     """The bucket still holds objects and cannot be deleted."""
 
 
+class LocalFileError(DeltaGliderError, OSError):
+    """A local file could not be read or written (no space, name too long, read-only...).
+
+    ``errno`` is the operating system's error number when known.
+    """
+
+
 class DiffError(DeltaGliderError, RuntimeError):
     """xdelta3 failed to encode or decode."""
 
@@ -118,8 +137,56 @@ class DiffToolNotFoundError(DiffError):
     """The ``xdelta3`` binary is not installed."""
 
 
+class DiffToolUnsupportedError(DiffError):
+    """The installed xdelta3 cannot do what is configured (a secondary compressor it was
+    built without, for instance); the message names its version."""
+
+
 class ClientClosedError(DeltaGliderError, RuntimeError):
     """The client was used after ``close()``/``aclose()``."""
+
+
+class EventLoopThreadError(DeltaGliderError, RuntimeError):
+    """A blocking method was called from the client's own event-loop thread.
+
+    Waiting there would deadlock (the loop that must run the call is the one waiting),
+    so the call is refused. Code running on that loop must use ``deltaglider_async``
+    and ``await`` the async client instead.
+    """
+
+
+def local_error(exc: OSError, path: object, action: str) -> DeltaGliderError:
+    """The library's error for a local file operation that failed with ``exc``.
+
+    ``action`` says what was attempted (``"read"``, ``"write"``...) and ``path`` which
+    file; both go into the message. Errors that are already the library's pass through.
+    """
+    if isinstance(exc, DeltaGliderError):
+        return exc
+    where = f"local file {str(path)!r}"
+    reason = exc.strerror or str(exc)
+    error: DeltaGliderError
+    if isinstance(exc, FileNotFoundError):
+        error = NotFoundError(f"cannot {action} {where}: it or its directory does not exist")
+    elif isinstance(exc, PermissionError):
+        error = AccessDeniedError(f"cannot {action} {where}: permission denied")
+    elif isinstance(exc, IsADirectoryError | NotADirectoryError):
+        error = InvalidArgumentError(f"cannot {action} {where}: {reason}")
+    else:
+        error = LocalFileError(exc.errno, f"cannot {action} {where}: {reason}")
+    error.__cause__ = exc
+    return error
+
+
+@contextmanager
+def translating_local(path: object, action: str) -> Iterator[None]:
+    """Re-raise a builtin ``OSError`` from the block as :func:`local_error`."""
+    try:
+        yield
+    except DeltaGliderError:
+        raise
+    except OSError as exc:
+        raise local_error(exc, path, action) from exc
 
 
 def unwrap_group(exc: BaseException) -> BaseException:

@@ -32,7 +32,6 @@ ASYNC_ONLY_EXPORTS = {
 BLOCKING_ONLY_EXPORTS = {
     "DeltaGliderClient",
     "DeltaService",
-    "EventLoopThreadError",
     "GetObjectResponse",
     "StreamingBody",
     "create_client",
@@ -153,5 +152,6 @@ def test_exports_are_the_same_objects() -> None:
         assert getattr(deltaglider, name) is getattr(deltaglider_async, name), name
     for name in BLOCKING_ONLY_EXPORTS:
         assert getattr(deltaglider, name).__module__.startswith("deltaglider."), name
+    assert deltaglider.EventLoopThreadError is deltaglider_async.EventLoopThreadError
     assert issubclass(deltaglider.EventLoopThreadError, deltaglider.DeltaGliderError)
     assert issubclass(deltaglider.EventLoopThreadError, RuntimeError)

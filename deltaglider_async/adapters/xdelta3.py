@@ -22,6 +22,7 @@ Facts about xdelta3 3.0.11 this module relies on (measured, see the tests):
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import shutil
@@ -35,7 +36,7 @@ from anyio.abc import Process
 from anyio.lowlevel import RunVar
 
 from .._config import DEFAULT_MAX_WINDOW
-from .._errors import DiffError, DiffToolNotFoundError, InvalidArgumentError
+from .._errors import DiffError, DiffToolNotFoundError, InvalidArgumentError, LocalFileError
 from ..ports.logger import LoggerPort
 
 __all__ = [
@@ -86,6 +87,31 @@ def _remove_quietly(path: Path) -> None:
     # Best effort: a failure here must not hide the error that made us clean up.
     with contextlib.suppress(OSError):
         path.unlink()
+
+
+#: Operating-system errors xdelta3 reports about its files: a local problem, never a
+#: sign that a delta or reference is corrupted.
+_LOCAL_ERRNOS: Final = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+    errno.EFBIG,
+    errno.EISDIR,
+    errno.EIO,
+)
+
+
+def _local_failure(message: str, out: Path) -> LocalFileError | None:
+    """A :class:`LocalFileError` when xdelta3 failed on a local file, else None."""
+    for number in _LOCAL_ERRNOS:
+        if os.strerror(number) in message:
+            return LocalFileError(
+                number, f"xdelta3 could not write {str(out)!r}: {os.strerror(number)}"
+            )
+    return None
 
 
 def _describe_exit(returncode: int) -> str:
@@ -280,6 +306,12 @@ class XDelta3Diff:
         async with self._limiter():
             try:
                 await self._run_child(operation, args)
+            except DiffError as exc:
+                _remove_quietly(out)
+                local = _local_failure(str(exc), out)
+                if local is not None:
+                    raise local from exc
+                raise
             except BaseException:
                 _remove_quietly(out)
                 raise

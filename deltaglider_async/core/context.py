@@ -6,6 +6,7 @@ the write, read, reference and delete modules all take it.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from .._errors import translating_local
 from ..ports.cache import ReferenceCachePort
 from ..ports.clock import ClockPort
 from ..ports.diff import DiffPort
@@ -26,7 +28,7 @@ from ..ports.metrics import MetricsPort
 from ..ports.storage import StoragePort
 from .locks import KeyedActivity, KeyedLocks
 
-__all__ = ["CHUNK", "CoreContext", "file_chunks", "read_head", "remove_quietly"]
+__all__ = ["CHUNK", "CoreContext", "file_chunks", "partial_path", "read_head", "remove_quietly"]
 
 #: Bytes per read when streaming files.
 CHUNK = 1024 * 1024
@@ -84,10 +86,30 @@ class CoreContext:
 
 
 async def file_chunks(path: Path) -> AsyncGenerator[bytes, None]:
-    """The bytes of a local file in chunks of :data:`CHUNK`."""
-    async with await anyio.open_file(path, "rb") as f:
-        while chunk := await f.read(CHUNK):
-            yield chunk
+    """The bytes of a local file in chunks of :data:`CHUNK`; local errors translated."""
+    with translating_local(path, "read"):
+        async with await anyio.open_file(path, "rb") as f:
+            while chunk := await f.read(CHUNK):
+                yield chunk
+
+
+def partial_path(out: Path) -> Path:
+    """A fresh temp name beside ``out`` (``.<name>.<random>.dg-partial``) that fits NAME_MAX.
+
+    The final rename never crosses a file system that way. Long names are shortened (at a
+    UTF-8 character boundary) so the temp name is never longer than ``out`` may be.
+    """
+    suffix = f".{secrets.token_hex(6)}.dg-partial"
+    limit = _name_max(out.parent) - len(suffix.encode()) - 1
+    stem = out.name.encode("utf-8")[: max(limit, 1)].decode("utf-8", errors="ignore")
+    return out.parent / f".{stem}{suffix}"
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
 
 
 async def read_head(path: Path, size: int) -> bytes:

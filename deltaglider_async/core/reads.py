@@ -10,7 +10,6 @@ deltaglider metadata was lost is never handed out (:attr:`ResolvedObject.unreada
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,12 +26,13 @@ from .._errors import (
     ObjectNotFoundError,
     UnverifiableObjectError,
     single_errors,
+    translating_local,
 )
 from .._models import GetSummary, ObjectKey, StoredAs, VerifyResult
 from ..ports.hash import FileDigest
 from ..ports.storage import ObjectHead
 from . import metadata as meta_codec
-from .context import CHUNK, CoreContext, remove_quietly
+from .context import CHUNK, CoreContext, partial_path, remove_quietly
 from .keys import logical_key, stored_keys
 from .references import ReferenceStore
 
@@ -139,10 +139,15 @@ class Reader:
         """
         resolved = await self.resolve(key)
         out = Path(out)
-        tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.dg-partial"
+        tmp = partial_path(out)
         try:
-            summary = await self.reconstruct(resolved, tmp)
-            await anyio.to_thread.run_sync(os.replace, tmp, out)
+            # Create the file first: a destination that refuses it (permission, name,
+            # read-only) is a local error, found before anything is downloaded.
+            with translating_local(out, "write"):
+                await anyio.to_thread.run_sync(_create_new, tmp)
+            summary = await self.reconstruct(resolved, tmp, local_name=out)
+            with translating_local(out, "write"):
+                await anyio.to_thread.run_sync(os.replace, tmp, out)
             return summary
         finally:
             await remove_quietly(tmp)
@@ -158,15 +163,20 @@ class Reader:
         finally:
             await remove_quietly(path)
 
-    async def reconstruct(self, resolved: ResolvedObject, dest: Path) -> GetSummary:
+    async def reconstruct(
+        self, resolved: ResolvedObject, dest: Path, *, local_name: Path | None = None
+    ) -> GetSummary:
         """Write the verified original bytes of ``resolved`` to ``dest``.
 
         Raises :class:`IntegrityError` when they do not match the recorded SHA-256 (its
-        :class:`UnverifiableObjectError` when there is no usable one); the caller owns
-        ``dest`` and must discard it on error.
+        :class:`UnverifiableObjectError` when there is no usable one), and the local
+        errors of :func:`~deltaglider_async._errors.local_error` (naming ``local_name``,
+        default ``dest``) when ``dest`` cannot be written; the caller owns ``dest`` and
+        must discard it on error.
         """
         resolved.check_readable()
-        digest, hit = await self._reconstruct_unverified(resolved, dest)
+        with translating_local(local_name or dest, "write"):
+            digest, hit = await self._reconstruct_unverified(resolved, dest)
         expected = resolved.meta.file_sha256
         where = f"s3://{resolved.stored.bucket}/{resolved.stored.key}"
         if expected and digest.sha256 != expected:
@@ -276,3 +286,9 @@ class Reader:
             return VerifyResult(True, operation, expected, digest.sha256, "sha256 matches")
         finally:
             await remove_quietly(path)
+
+
+def _create_new(path: Path) -> None:
+    """Create ``path`` empty, failing if it exists (``O_EXCL``)."""
+    with open(path, "xb"):
+        pass

@@ -46,6 +46,7 @@ from .._errors import (
     PreconditionFailedError,
     StorageError,
     single_errors,
+    translating_local,
 )
 from .._models import (
     DELTA_SUFFIX,
@@ -164,7 +165,8 @@ class Writer:
         staged = self._ctx.tmp("staged")
         try:
             with single_errors():
-                digest = await self._ctx.hasher.write_and_hash(chunks, staged)
+                with translating_local(staged, "write"):
+                    digest = await self._ctx.hasher.write_and_hash(chunks, staged)
                 if checks is not None:
                     _check_content(space.key_for(name), digest, checks)
                 self._ctx.logger.debug(

@@ -343,3 +343,22 @@ def test_release_workflow_on_both_servers(
     assert again.stdout == ""
     assert removed.exit_code == 0, removed.stderr
     assert raw_keys(s3_admin, bucket) == {}
+
+
+def test_local_problems_are_local_errors_not_integrity_failures(
+    dg: Cli, moto_bucket: str, release_zips: list[Path], tmp_path: Path
+) -> None:
+    # A legal 244-byte name downloads; a name too long for the file system is a local
+    # error naming the path (exit 1), never "corrupted" (exit 5), for deltas and direct.
+    for path in release_zips[:2]:
+        assert dg("cp", str(path), f"s3://{moto_bucket}/d/").exit_code == 0
+    (tmp_path / "notes.txt").write_text("notes")
+    assert dg("cp", "notes.txt", f"s3://{moto_bucket}/d/").exit_code == 0
+    for name in (release_zips[1].name, "notes.txt"):
+        legal = dg("cp", f"s3://{moto_bucket}/d/{name}", "l" * 240 + ".zip")
+        assert legal.exit_code == 0, legal.stderr
+        too_long = dg("cp", f"s3://{moto_bucket}/d/{name}", "n" * 300)
+        assert too_long.exit_code == 1, too_long.stderr
+        assert "n" * 300 in too_long.stderr
+        assert "corrupt" not in too_long.stderr
+    assert dg("verify", f"s3://{moto_bucket}/d/{release_zips[1].name}").exit_code == 0
