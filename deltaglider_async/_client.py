@@ -49,7 +49,7 @@ from . import _bulk, _migrate, _stats
 from . import _rehydrate as rehydrate
 from . import _responses as shape
 from ._body import AsyncStreamingBody
-from ._boto3_params import OBJECT_SETTINGS, accept
+from ._boto3_params import OBJECT_SETTINGS, Accepted, accept
 from ._bulk import DownloadItem, ItemResult, Progress, ProgressCallback, UploadItem
 from ._conditions import READ_CONDITIONS, check_read, check_write, etag_matches, same_second
 from ._config import DeltaGliderConfig
@@ -98,6 +98,8 @@ _log = logging.getLogger(LOGGER_NAME)
 CHUNK: Final = 1024 * 1024
 #: S3 caps a LIST page (and a DeleteObjects request) at 1000 keys.
 MAX_KEYS: Final = 1000
+#: Reads of a name whose stored form keeps changing under them, before giving up.
+_READ_ATTEMPTS: Final = 3
 #: Upper bound on closing everything in :meth:`AsyncDeltaGliderClient.aclose`.
 CLOSE_TIMEOUT: Final = 30.0
 _RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)")
@@ -363,27 +365,46 @@ class AsyncDeltaGliderClient:
         bucket, key = _bucket(Bucket), _key(Key)
         extra = await accept("get_object", kwargs, honoured=_READ_HONOURED)
         wanted = None if Range is None else _parse_range(Range)
-        resolved = await self._bundle.service.resolve(ObjectKey(bucket, key))
-        resolved.check_readable()
-        check_read(
-            resolved.stored.url, extra.honoured, resolved.etag, shape.last_modified(resolved)
-        )
-        kind = resolved.meta.kind
-        if kind is meta_codec.ObjectKind.DELTA or (
-            wanted is not None and kind is not meta_codec.ObjectKind.PLAIN
-        ):
-            response = await self._get_reconstructed(resolved, wanted, Range)
-        else:
-            response = await self._get_streamed(resolved, wanted, Range)
-        return shape.with_overrides(response, extra.honoured)
+        # A writer may replace the name between our HEAD and GET (a delta becoming a
+        # direct object, or back): the form we resolved is then gone, and the name is
+        # resolved again rather than reported missing.
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            resolved = await self._bundle.service.resolve(ObjectKey(bucket, key))
+            resolved.check_readable()
+            check_read(
+                resolved.stored.url, extra.honoured, resolved.etag, shape.last_modified(resolved)
+            )
+            kind = resolved.meta.kind
+            try:
+                if kind is meta_codec.ObjectKind.DELTA or (
+                    wanted is not None and kind is not meta_codec.ObjectKind.PLAIN
+                ):
+                    response = await self._get_reconstructed(resolved, wanted, Range, extra)
+                else:
+                    response = await self._get_streamed(resolved, wanted, Range, extra)
+            except ObjectNotFoundError:
+                if attempt == _READ_ATTEMPTS:
+                    raise
+                continue
+            return shape.with_overrides(response, extra.honoured)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_reconstructed(
-        self, resolved: ResolvedObject, wanted: tuple[int | None, int | None] | None, spec: Any
+        self,
+        resolved: ResolvedObject,
+        wanted: tuple[int | None, int | None] | None,
+        spec: Any,
+        extra: Accepted,
     ) -> shape.GetObjectResponse:
         label = f"s3://{resolved.stored.bucket}/{resolved.logical_key}"
         path = self._work.new_path("get")
         try:
-            summary = await self._bundle.service.reconstruct(resolved, path)
+            summary, served = await self._bundle.service.reconstruct_current(resolved, path)
+            if served.etag != resolved.etag:
+                check_read(
+                    served.stored.url, extra.honoured, served.etag, shape.last_modified(served)
+                )
+            resolved = served
             size = summary.size
             span = None if wanted is None else _span(wanted, size, spec, label)
             offset, length = (0, size) if span is None else (span[0], span[1] - span[0] + 1)
@@ -398,7 +419,11 @@ class AsyncDeltaGliderClient:
         return shape.get_response(resolved, body, content_range)
 
     async def _get_streamed(
-        self, resolved: ResolvedObject, wanted: tuple[int | None, int | None] | None, spec: Any
+        self,
+        resolved: ResolvedObject,
+        wanted: tuple[int | None, int | None] | None,
+        spec: Any,
+        extra: Accepted,
     ) -> shape.GetObjectResponse:
         bucket, key = resolved.stored.bucket, resolved.stored.key
         label = f"s3://{bucket}/{key}"
@@ -413,6 +438,8 @@ class AsyncDeltaGliderClient:
                 resolved.stored, resolved.logical_key, obj.head, meta_codec.decode(obj.head)
             )
             live.check_readable()
+            if live.etag != resolved.etag:
+                check_read(live.stored.url, extra.honoured, live.etag, shape.last_modified(live))
             expected_sha = expected_size = None
             if span is None and live.meta.kind is not meta_codec.ObjectKind.PLAIN:
                 expected_sha, expected_size = live.meta.file_sha256, live.meta.file_size

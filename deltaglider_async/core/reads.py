@@ -10,7 +10,7 @@ deltaglider metadata was lost is never handed out (:attr:`ResolvedObject.unreada
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,9 @@ from .keys import logical_key, stored_keys
 from .references import ReferenceStore
 
 __all__ = ["Reader", "ResolvedObject"]
+
+#: Reads of a name whose stored form keeps changing under them, before giving up.
+_RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,12 @@ class ResolvedObject:
         if (error := self.unreadable) is not None:
             raise error
 
+    def at(self, head: ObjectHead) -> ResolvedObject:
+        """The same stored key, as described by ``head`` (a later request's headers)."""
+        return ResolvedObject(
+            self.stored, self.logical_key, head, meta_codec.decode(head), self.shadowed
+        )
+
 
 class Reader:
     """Resolves and reconstructs objects; one per service."""
@@ -104,16 +113,14 @@ class Reader:
         """
         bucket = key.bucket
         candidates = stored_keys(key.key)
-        heads: dict[str, ObjectHead | None] = {}
-
-        async def head_one(candidate: str) -> None:
-            heads[candidate] = await self._ctx.storage.head(bucket, candidate)
-
-        with single_errors():
-            async with anyio.create_task_group() as tg:
-                for candidate in candidates:
-                    tg.start_soon(head_one, candidate)
-        found = [c for c in candidates if heads[c] is not None]
+        for _ in range(2):
+            # A writer replacing one form by the other PUTs the new form, then deletes the
+            # old: HEADs of the two forms that straddle both steps see neither. Looking
+            # twice makes a false "not found" need two such replacements in a row.
+            heads = await self._heads(bucket, candidates)
+            found = [c for c in candidates if heads[c] is not None]
+            if found or len(candidates) == 1:
+                break
         if found:
             head = heads[found[0]]
             assert head is not None
@@ -129,6 +136,19 @@ class Reader:
             )
         await self._ctx.storage.head_bucket(bucket)
         raise ObjectNotFoundError(f"s3://{bucket}/{key.key} not found")
+
+    async def _heads(self, bucket: str, keys: Sequence[str]) -> dict[str, ObjectHead | None]:
+        """HEAD ``keys`` concurrently."""
+        heads: dict[str, ObjectHead | None] = {}
+
+        async def head_one(key: str) -> None:
+            heads[key] = await self._ctx.storage.head(bucket, key)
+
+        with single_errors():
+            async with anyio.create_task_group() as tg:
+                for key in keys:
+                    tg.start_soon(head_one, key)
+        return heads
 
     async def get(self, key: ObjectKey, out: Path) -> GetSummary:
         """Reconstruct ``key`` into the file ``out``, atomically and only once verified.
@@ -172,64 +192,109 @@ class Reader:
         :class:`UnverifiableObjectError` when there is no usable one), and the local
         errors of :func:`~deltaglider_async._errors.local_error` (naming ``local_name``,
         default ``dest``) when ``dest`` cannot be written; the caller owns ``dest`` and
-        must discard it on error.
+        must discard it on error. See :meth:`reconstruct_current`.
         """
-        resolved.check_readable()
-        with translating_local(local_name or dest, "write"):
-            digest, hit = await self._reconstruct_unverified(resolved, dest)
-        expected = resolved.meta.file_sha256
-        where = f"s3://{resolved.stored.bucket}/{resolved.stored.key}"
+        summary, _ = await self.reconstruct_current(resolved, dest, local_name=local_name)
+        return summary
+
+    async def reconstruct_current(
+        self, resolved: ResolvedObject, dest: Path, *, local_name: Path | None = None
+    ) -> tuple[GetSummary, ResolvedObject]:
+        """:meth:`reconstruct`, also returning the version of the object actually read.
+
+        A read racing a write sees one whole version: the bytes are checked against the
+        metadata of the very GET that delivered them (not of an earlier HEAD), and when the
+        name's stored form changed meanwhile (``x`` replaced by ``x.delta``) the name is
+        resolved again. So the result is the old or the new version, verified; never a
+        false integrity error.
+        """
+        for attempt in range(_RACE_ATTEMPTS):
+            resolved.check_readable()
+            try:
+                with translating_local(local_name or dest, "write"):
+                    digest, hit, current = await self._reconstruct_unverified(resolved, dest)
+            except ObjectNotFoundError:
+                if attempt == _RACE_ATTEMPTS - 1:
+                    raise
+                # Replaced by the name's other form since it was resolved.
+                key = ObjectKey(resolved.stored.bucket, resolved.logical_key)
+                resolved = await self.resolve(key)
+                continue
+            current.check_readable()
+            self._check(current, digest)
+            return (
+                GetSummary(
+                    bucket=current.stored.bucket,
+                    key=current.stored.key,
+                    logical_key=current.logical_key,
+                    size=digest.size,
+                    sha256=digest.sha256,
+                    stored_as=current.stored_as,
+                    reference_cache_hit=hit,
+                ),
+                current,
+            )
+        raise AssertionError("unreachable")
+
+    def _check(self, current: ResolvedObject, digest: FileDigest) -> None:
+        expected = current.meta.file_sha256
+        where = f"s3://{current.stored.bucket}/{current.stored.key}"
         if expected and digest.sha256 != expected:
             self._ctx.metrics.increment("deltaglider.integrity.failed")
             raise IntegrityError(
                 f"{where}: reconstructed sha256 {digest.sha256} does not match the recorded "
                 f"{expected}"
             )
-        if resolved.meta.file_size is not None and digest.size != resolved.meta.file_size:
+        if current.meta.file_size is not None and digest.size != current.meta.file_size:
             raise IntegrityError(
-                f"{where}: reconstructed {digest.size} bytes, expected {resolved.meta.file_size}"
+                f"{where}: reconstructed {digest.size} bytes, expected {current.meta.file_size}"
             )
-        return GetSummary(
-            bucket=resolved.stored.bucket,
-            key=resolved.stored.key,
-            logical_key=resolved.logical_key,
-            size=digest.size,
-            sha256=digest.sha256,
-            stored_as=resolved.stored_as,
-            reference_cache_hit=hit,
-        )
 
     async def _reconstruct_unverified(
         self, resolved: ResolvedObject, dest: Path, *, use_cache: bool = True
-    ) -> tuple[FileDigest, bool]:
+    ) -> tuple[FileDigest, bool, ResolvedObject]:
+        """The bytes of ``resolved`` into ``dest``: digest, cache hit, the version read.
+
+        The version read is described by the GET's own headers. A delta's reference is
+        fetched concurrently by the SHA-256 the HEAD recorded, and again when the delta
+        turned out to be another version recording another reference.
+        """
         ctx = self._ctx
         bucket, key = resolved.stored.bucket, resolved.stored.key
         if resolved.meta.kind is not meta_codec.ObjectKind.DELTA:
             body = await ctx.storage.open(bucket, key)
             try:
+                current = resolved.at(body.head)
+                if current.meta.kind is meta_codec.ObjectKind.DELTA:
+                    raise ObjectNotFoundError(key)  # now a delta: resolve again
                 digest = await ctx.hasher.write_and_hash(body.iter_chunks(CHUNK), dest)
             finally:
                 with anyio.CancelScope(shield=True):
                     await body.aclose()
-            return digest, False
+            return digest, False, current
 
         delta_path = ctx.tmp("delta")
         fetched: list[tuple[Path, str, bool]] = []
+        heads: list[ObjectHead] = []
 
         async def fetch_delta() -> None:
-            await ctx.storage.get_to_file(bucket, key, delta_path)
+            heads.append(await ctx.storage.get_to_file(bucket, key, delta_path))
 
-        async def fetch_ref() -> None:
-            fetched.append(
-                await self._refs.fetch_for_delta(bucket, key, resolved.meta, use_cache=use_cache)
-            )
+        async def fetch_ref(meta: meta_codec.StoredMeta) -> None:
+            fetched.append(await self._refs.fetch_for_delta(bucket, key, meta, use_cache=use_cache))
 
         try:
             with single_errors():
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(fetch_delta)
-                    tg.start_soon(fetch_ref)
-            ref_path, _, hit = fetched[0]
+                    tg.start_soon(fetch_ref, resolved.meta)
+            current = resolved.at(heads[0])
+            current.check_readable()
+            if current.meta.kind is not meta_codec.ObjectKind.DELTA:
+                raise ObjectNotFoundError(key)  # no longer a delta: resolve again
+            if current.meta.ref_sha256 != resolved.meta.ref_sha256:
+                await fetch_ref(current.meta)
+            ref_path, _, hit = fetched[-1]
             ctx.logger.debug("get: decoding", key=f"s3://{bucket}/{key}", reference_cached=hit)
             try:
                 with ctx.timed("deltaglider.xdelta3.decode"):
@@ -242,11 +307,30 @@ class Reader:
                     f"s3://{bucket}/{key} cannot be decoded against its reference: "
                     f"the delta or the reference is corrupted ({exc})"
                 ) from exc
-            return await ctx.hasher.hash_file(dest), hit
+            return await ctx.hasher.hash_file(dest), hit, current
         finally:
             await remove_quietly(delta_path)
             for path, _, _ in fetched:
                 await remove_quietly(path)
+
+    async def _verified_read(self, resolved: ResolvedObject, path: Path) -> tuple[FileDigest, str]:
+        """The digest of the bytes read for ``verify`` and the SHA-256 their version records.
+
+        Like :meth:`reconstruct_current`, a version replaced meanwhile is resolved again.
+        """
+        for attempt in range(_RACE_ATTEMPTS):
+            try:
+                digest, _, current = await self._reconstruct_unverified(
+                    resolved, path, use_cache=False
+                )
+            except ObjectNotFoundError:
+                if attempt == _RACE_ATTEMPTS - 1:
+                    raise
+                key = ObjectKey(resolved.stored.bucket, resolved.logical_key)
+                resolved = await self.resolve(key)
+                continue
+            return digest, current.meta.file_sha256 or ""
+        raise AssertionError("unreachable")
 
     async def verify(self, key: ObjectKey) -> VerifyResult:
         """Reconstruct ``key`` and compare its SHA-256; ``valid`` is False on corruption.
@@ -264,7 +348,7 @@ class Reader:
         try:
             try:
                 # Judge the bucket, not this machine's cached copy of the reference.
-                digest, _ = await self._reconstruct_unverified(resolved, path, use_cache=False)
+                digest, expected = await self._verified_read(resolved, path)
             except IntegrityError as exc:
                 return VerifyResult(False, operation, expected, None, str(exc))
             if not expected:

@@ -260,6 +260,13 @@ class AsyncDeltaService:
         """Write the verified original bytes of ``resolved`` to ``dest``."""
         return await self._reader.reconstruct(resolved, dest)
 
+    async def reconstruct_current(
+        self, resolved: ResolvedObject, dest: Path
+    ) -> tuple[GetSummary, ResolvedObject]:
+        """:meth:`reconstruct`, also returning the version actually read (the object may
+        have been replaced since it was resolved)."""
+        return await self._reader.reconstruct_current(resolved, dest)
+
     async def verify(
         self, object_key: ObjectKey | None = None, *, key: ObjectKey | None = None
     ) -> VerifyResult:
