@@ -60,13 +60,13 @@ DEFAULT_CHUNK_SIZE: Final = 1024 * 1024
 class StreamingBody:
     """The blocking ``Body`` of a ``get_object`` response, like boto3's.
 
-    Read it with ``body.read()`` / ``body.read(amt)`` or ``for chunk in
-    body.iter_chunks(chunk_size)``, then ``body.close()`` (or use ``with body:``). Each
-    read runs the async body's read on the client's event-loop thread; reads of one body
-    from several threads are serialised. Integrity checks are those of
-    :class:`deltaglider_async.AsyncStreamingBody`. Closing is idempotent and releases the
-    HTTP connection or removes the reconstructed temp file; closing the client closes
-    the bodies it handed out.
+    Read it with ``body.read()`` / ``body.read(amt)``, ``for chunk in
+    body.iter_chunks(chunk_size)``, ``body.iter_lines()`` or ``body.readlines()``, then
+    ``body.close()`` (or use ``with body:``). Each read runs the async body's read on the
+    client's event-loop thread; reads of one body from several threads are serialised.
+    Integrity checks are those of :class:`deltaglider_async.AsyncStreamingBody`. Closing
+    is idempotent and releases the HTTP connection or removes the reconstructed temp file;
+    closing the client closes the bodies it handed out.
     """
 
     def __init__(self, runner: Runner[Any], body: AsyncStreamingBody) -> None:
@@ -109,6 +109,23 @@ class StreamingBody:
             raise InvalidArgumentError(f"chunk_size must be positive, got {chunk_size}")
         while chunk := self.read(chunk_size):
             yield chunk
+
+    def iter_lines(self, chunk_size: int = 1024, keepends: bool = False) -> Iterator[bytes]:
+        """Yield the remaining lines (ending at ``\n``, ``\r\n`` or ``\r``), as botocore's
+        ``StreamingBody.iter_lines`` does; the endings are kept when ``keepends``."""
+        while lines := self.read_lines(chunk_size, keepends):
+            yield from lines
+
+    def readlines(self) -> list[bytes]:
+        """All remaining lines, each with its line ending."""
+        return list(self.iter_lines(DEFAULT_CHUNK_SIZE, keepends=True))
+
+    def read_lines(self, chunk_size: int = 1024, keepends: bool = False) -> list[bytes]:
+        """Read on until at least one line is complete; the complete lines (``[]`` only at
+        the end), as the async body's ``read_lines``."""
+        self._check_process()
+        with self._lock:
+            return self._runner.run(self._body.read_lines, chunk_size, keepends)
 
     def close(self) -> None:
         """Release the connection or remove the temp file; idempotent."""
@@ -201,6 +218,9 @@ class DeltaGliderClient:
     child, temp file or multipart upload is left) and raises ``KeyboardInterrupt``.
     """
 
+    #: The error classes under boto3's names, as on the async client.
+    exceptions: Any = AsyncDeltaGliderClient.exceptions
+
     def __init__(
         self,
         service: DeltaService | DeltaGliderConfig | None = None,
@@ -209,7 +229,7 @@ class DeltaGliderClient:
         if isinstance(service, DeltaService):
             # The API reference's DeltaGliderClient(service, endpoint_url): the client runs
             # on the service's loop thread and adapters, and closes them with itself.
-            self._config = DeltaGliderConfig(endpoint_url=endpoint_url)
+            self._config = service._config_in_force(endpoint_url)
             self._runner: Runner[AsyncDeltaGliderClient] = service._runner
             self._service = service
             return
@@ -217,10 +237,11 @@ class DeltaGliderClient:
         if endpoint_url is not None:
             config = config.with_changes(endpoint_url=endpoint_url)
         self._config = config
-        hold_log_level(self, config.log_level)
+        if config.log_level is not None:
+            hold_log_level(self, config.log_level)
         # The async client is built inside the loop, and again in a forked child.
         self._runner = Runner(functools.partial(AsyncDeltaGliderClient, self._config))
-        self._service = DeltaService._over(self._runner)
+        self._service = DeltaService._over(self._runner, self._config)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -343,7 +364,8 @@ def create_client(
     comes from the environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
     ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``,
     ``AWS_PROFILE``, ``DG_LOG_LEVEL``, ``DG_MAX_RATIO``, ``DG_MAX_CONCURRENCY``), then from
-    the defaults; ``log_level`` defaults to ``DG_LOG_LEVEL`` or ``"INFO"``.
+    the defaults. ``log_level`` (default ``DG_LOG_LEVEL``) sets the level this client logs
+    at; when neither is given the application's logging configuration alone decides.
 
     The configuration is checked here: unknown keyword arguments raise
     :class:`InvalidArgumentError` naming them and a ``max_ratio`` outside ``[0, 1]``

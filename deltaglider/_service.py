@@ -97,6 +97,7 @@ class DeltaService:
         max_ratio: float = 0.5,
     ) -> None:
         factory: Callable[[], AsyncDeltaGliderClient]
+        self._describe: Callable[..., DeltaGliderConfig]
         ports = {
             "diff": diff,
             "hasher": hasher,
@@ -111,22 +112,49 @@ class DeltaService:
                 raise TypeError(f"ports given without a storage port: {', '.join(given)}")
             config = storage if storage is not None else DeltaGliderConfig.from_env()
             factory = functools.partial(AsyncDeltaGliderClient, config)
+            self._describe = functools.partial(
+                DeltaGliderConfig.of_service,
+                config,
+                tool_version=config.tool_version,
+                max_ratio=config.max_ratio,
+            )
         else:
             missing = [name for name, port in ports.items() if port is None]
             if missing:
                 raise TypeError(f"DeltaService needs every port; missing: {', '.join(missing)}")
             validate_ratio(max_ratio)
             factory = functools.partial(_client_over_ports, storage, ports, tool_version, max_ratio)
+            self._describe = functools.partial(
+                DeltaGliderConfig.of_service,
+                storage,
+                tool_version=tool_version,
+                max_ratio=max_ratio,
+            )
         self._runner: Runner[AsyncDeltaGliderClient] = Runner(factory)
         self._owns_runner = True
 
     @classmethod
-    def _over(cls, runner: Runner[AsyncDeltaGliderClient]) -> DeltaService:
-        """A service sharing ``runner`` (a client's), which it does not close."""
+    def _over(
+        cls, runner: Runner[AsyncDeltaGliderClient], config: DeltaGliderConfig
+    ) -> DeltaService:
+        """A service sharing ``runner`` (a client's, configured by ``config``), which it
+        does not close."""
         service = cls.__new__(cls)
         service._runner = runner
         service._owns_runner = False
+        service._describe = functools.partial(
+            DeltaGliderConfig.of_service,
+            config,
+            tool_version=config.tool_version,
+            max_ratio=config.max_ratio,
+        )
         return service
+
+    def _config_in_force(self, endpoint_url: str | None = None) -> DeltaGliderConfig:
+        """What ``DeltaGliderClient(self, endpoint_url)`` reports as its configuration
+        (see :meth:`DeltaGliderConfig.of_service`, which raises for a conflicting
+        endpoint)."""
+        return self._describe(endpoint_url=endpoint_url)
 
     put = _blocking(lambda s: s.put)
     get = _blocking(lambda s: s.get)

@@ -37,6 +37,7 @@ from ._errors import InvalidURLError as InvalidURLError
 from ._errors import LocalFileError as LocalFileError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import NotModifiedError as NotModifiedError
+from ._errors import ObjectChangedError as ObjectChangedError
 from ._errors import ObjectNotFoundError as ObjectNotFoundError
 from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import ReservedKeyError as ReservedKeyError
@@ -113,6 +114,7 @@ __all__ = [
     "MigrationReport",
     "NotFoundError",
     "NotModifiedError",
+    "ObjectChangedError",
     "ObjectKey",
     "ObjectNotFoundError",
     "PreconditionFailedError",

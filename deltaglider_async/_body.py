@@ -122,7 +122,8 @@ class AsyncStreamingBody:
     """The ``Body`` of an async ``get_object`` response.
 
     Read it with ``await body.read()`` / ``await body.read(amt)`` or
-    ``async for chunk in body.iter_chunks(chunk_size)``, then ``await body.close()`` (or use
+    ``async for chunk in body.iter_chunks(chunk_size)`` (or ``iter_lines``/``readlines``, as
+    in botocore), then ``await body.close()`` (or use
     ``async with body:``). ``aread``/``aiter_chunks``/``aclose`` are aliases named after the
     httpx convention. Closing is idempotent and releases the HTTP connection or removes
     the reconstructed temp file; the client also closes bodies left open when it closes.
@@ -147,6 +148,7 @@ class AsyncStreamingBody:
         self._label = label
         self._on_close = on_close
         self._closed = False
+        self._pending_line = b""
 
     @classmethod
     def from_file(
@@ -213,6 +215,38 @@ class AsyncStreamingBody:
             raise InvalidArgumentError(f"chunk_size must be positive, got {chunk_size}")
         while chunk := await self.read(chunk_size):
             yield chunk
+
+    async def read_lines(self, chunk_size: int = 1024, keepends: bool = False) -> list[bytes]:
+        """Read on until at least one line is complete and return the complete lines.
+
+        Lines end at ``\n``, ``\r\n`` or ``\r`` (kept when ``keepends``); the last line
+        needs no ending. Returns ``[]`` only at the end of the body. :meth:`iter_lines`
+        and :meth:`readlines` are built on it, as the blocking body's are.
+        """
+        if chunk_size <= 0:
+            raise InvalidArgumentError(f"chunk_size must be positive, got {chunk_size}")
+        while True:
+            chunk = await self.read(chunk_size)
+            text = self._pending_line + chunk
+            lines = text.splitlines(keepends=True)
+            # The last piece may continue in the next chunk (a "\r" may be half of "\r\n").
+            self._pending_line = lines.pop() if chunk and lines else b""
+            if not chunk and not lines:
+                return []
+            if lines:
+                return lines if keepends else [line.rstrip(b"\r\n") for line in lines]
+
+    async def iter_lines(
+        self, chunk_size: int = 1024, keepends: bool = False
+    ) -> AsyncIterator[bytes]:
+        """Yield the remaining lines, as botocore's ``StreamingBody.iter_lines`` does."""
+        while lines := await self.read_lines(chunk_size, keepends):
+            for line in lines:
+                yield line
+
+    async def readlines(self) -> list[bytes]:
+        """All remaining lines, each with its line ending."""
+        return [line async for line in self.iter_lines(DEFAULT_CHUNK_SIZE, keepends=True)]
 
     async def close(self) -> None:
         """Release the connection or remove the temp file; idempotent."""

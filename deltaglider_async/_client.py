@@ -40,7 +40,7 @@ from collections.abc import (
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio
 import anyio.to_thread
@@ -61,12 +61,14 @@ from ._errors import (
     IntegrityError,
     InvalidArgumentError,
     InvalidURLError,
+    ObjectChangedError,
     ObjectNotFoundError,
     PreconditionFailedError,
     ReservedKeyError,
     single_errors,
     translating_local,
 )
+from ._errors import exceptions as boto3_exceptions
 from ._factory import GivenService, ServiceBundle, build_service
 from ._migrate import MigrationReport
 from ._models import (
@@ -166,8 +168,14 @@ class AsyncDeltaGliderClient:
 
     Errors are the :class:`DeltaGliderError` tree (``ObjectNotFoundError`` is a
     ``FileNotFoundError``, ``InvalidArgumentError`` a ``ValueError``...); an
-    ``ExceptionGroup`` never escapes a method.
+    ``ExceptionGroup`` never escapes a method. Each error has boto3's ``response`` and
+    ``operation_name``, and :attr:`exceptions` names the classes as boto3's
+    ``client.exceptions`` does (``client.exceptions.NoSuchKey``...).
     """
+
+    #: The error classes under boto3's names: ``ClientError`` (every error),
+    #: ``NoSuchKey``, ``NoSuchBucket``, ``BucketAlreadyExists``.
+    exceptions: Any = boto3_exceptions
 
     def __init__(
         self,
@@ -177,10 +185,11 @@ class AsyncDeltaGliderClient:
         if isinstance(service, AsyncDeltaService):
             # The API reference's DeltaGliderClient(service, endpoint_url): the client runs
             # on the given service and its adapters, and closes them with itself.
-            self._config = DeltaGliderConfig(
-                endpoint_url=endpoint_url,
+            self._config = DeltaGliderConfig.of_service(
+                service.storage,
                 tool_version=service.tool_version,
                 max_ratio=service.max_ratio,
+                endpoint_url=endpoint_url,
             )
             self._bundle: ServiceBundle | GivenService = GivenService.of(self._config, service)
         else:
@@ -189,7 +198,8 @@ class AsyncDeltaGliderClient:
                 config = config.with_changes(endpoint_url=endpoint_url)
             self._config = config
             self._bundle = build_service(self._config)
-        hold_log_level(self, self._config.log_level)
+        if self._config.log_level is not None:
+            hold_log_level(self, self._config.log_level)
         self._state = ClientState.UNOPENED
         self._bodies: set[AsyncStreamingBody] = set()
         self._work = _WorkDir()
@@ -284,8 +294,9 @@ class AsyncDeltaGliderClient:
         ``ContentMD5``, ``ChecksumSHA256`` and ``ContentLength`` are checked against the
         bytes before anything is stored; ``IfNoneMatch="*"`` and ``IfMatch`` are checked
         against the name's current ETag (before the write); ``ChecksumAlgorithm="SHA256"``
-        adds ``ChecksumSHA256`` to the response. Others raise :class:`InvalidArgumentError`
-        naming them (see :mod:`deltaglider_async._boto3_params`).
+        adds ``ChecksumSHA256`` to the response, and any other algorithm is refused (the
+        file's SHA-256 is what deltaglider records). Others raise
+        :class:`InvalidArgumentError` naming them (see :mod:`deltaglider_async._boto3_params`).
 
         Returns ``ETag`` (the quoted MD5 of the original bytes) and ``DeltaGliderInfo``:
         ``IsDelta``, ``StoredAs`` (``reference`` for the first file of a deltaspace,
@@ -312,9 +323,7 @@ class AsyncDeltaGliderClient:
             settings=extra.settings,
             checks=checks,
         )
-        want_sha = "ChecksumSHA256" in extra.honoured or (
-            str(extra.honoured.get("ChecksumAlgorithm", "")).upper() == "SHA256"
-        )
+        want_sha = "ChecksumSHA256" in extra.honoured or "ChecksumAlgorithm" in extra.honoured
         return shape.put_response(summary, checksum_sha256=want_sha)
 
     async def _check_write_conditions(self, target: ObjectKey, honoured: Mapping[str, Any]) -> None:
@@ -355,8 +364,10 @@ class AsyncDeltaGliderClient:
         boto3's ``IfMatch``, ``IfNoneMatch``, ``IfModifiedSince``, ``IfUnmodifiedSince``
         apply to the file's ETag and LastModified (:class:`PreconditionFailedError`,
         :class:`NotModifiedError`); ``Response*`` parameters set the response's headers;
-        ``ChecksumMode`` is always satisfied (the SHA-256 is checked). Others raise
-        :class:`InvalidArgumentError` naming them.
+        ``ChecksumMode="ENABLED"`` adds the file's ``ChecksumSHA256`` (and, for an object
+        stored direct, the checksums S3 keeps for it) to a whole-object response; the
+        SHA-256 is checked on every read anyway. Others raise :class:`InvalidArgumentError`
+        naming them.
 
         An object deltaglider wrote but whose metadata was lost (a ``.delta`` copied by a
         tool that dropped ``x-amz-meta-*``) raises :class:`UnverifiableObjectError`: its
@@ -382,7 +393,7 @@ class AsyncDeltaGliderClient:
                     response = await self._get_reconstructed(resolved, wanted, Range, extra)
                 else:
                     response = await self._get_streamed(resolved, wanted, Range, extra)
-            except ObjectNotFoundError:
+            except (ObjectNotFoundError, ObjectChangedError):
                 if attempt == _READ_ATTEMPTS:
                     raise
                 continue
@@ -416,7 +427,9 @@ class AsyncDeltaGliderClient:
             raise
         self._bodies.add(body)
         content_range = None if span is None else f"bytes {span[0]}-{span[1]}/{size}"
-        return shape.get_response(resolved, body, content_range)
+        return shape.with_checksums(
+            shape.get_response(resolved, body, content_range), resolved, extra.honoured
+        )
 
     async def _get_streamed(
         self,
@@ -461,7 +474,11 @@ class AsyncDeltaGliderClient:
             raise
         self._bodies.add(body)
         content_range = None if span is None else f"bytes {span[0]}-{span[1]}/{obj.head.size}"
-        return shape.get_response(live, body, content_range)
+        # The server's checksums come from the HEAD: the same version if the ETag agrees.
+        described = resolved if live.etag == resolved.etag else live
+        return shape.with_checksums(
+            shape.get_response(live, body, content_range), described, extra.honoured
+        )
 
     @_api
     async def head_object(self, Bucket: str, Key: str, **kwargs: Any) -> shape.HeadObjectResponse:
@@ -477,12 +494,18 @@ class AsyncDeltaGliderClient:
         (its size and ETag would be the patch's).
         """
         extra = await accept("head_object", kwargs, honoured=_READ_HONOURED)
-        resolved = await self._bundle.service.resolve(ObjectKey(_bucket(Bucket), _key(Key)))
+        try:
+            resolved = await self._bundle.service.resolve(ObjectKey(_bucket(Bucket), _key(Key)))
+        except ObjectNotFoundError as exc:
+            # boto3's HEAD of a missing key fails with the bare status as its code.
+            exc.from_s3("404", 404, "HeadObject")
+            raise
         resolved.check_readable()
         check_read(
             resolved.stored.url, extra.honoured, resolved.etag, shape.last_modified(resolved)
         )
-        return shape.with_overrides(shape.head_response(resolved), extra.honoured)
+        response = shape.with_checksums(shape.head_response(resolved), resolved, extra.honoured)
+        return shape.with_overrides(response, extra.honoured)
 
     @_api
     async def list_objects(
@@ -854,17 +877,13 @@ class AsyncDeltaGliderClient:
         select and page the buckets (the token is the last name returned).
         """
         extra = await accept("list_buckets", kwargs, honoured=_LIST_BUCKETS_HONOURED)
-        listing = await self._bundle.storage.list_buckets()
         prefix = _text("Prefix", extra.honoured.get("Prefix"))
         region = extra.honoured.get("BucketRegion")
+        if region is not None:
+            region = _text("BucketRegion", region)
         after = _text("ContinuationToken", extra.honoured.get("ContinuationToken"))
-        chosen = [
-            b
-            for b in listing
-            if b.name.startswith(prefix)
-            and (region is None or b.region in (None, region))
-            and (not after or b.name > after)
-        ]
+        listing = await self._bundle.storage.list_buckets(region=region)
+        chosen = [b for b in listing if b.name.startswith(prefix) and (not after or b.name > after)]
         limit = extra.honoured.get("MaxBuckets")
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
@@ -886,7 +905,12 @@ class AsyncDeltaGliderClient:
         """Succeed if the bucket exists and is usable; raise :class:`BucketNotFoundError`
         or :class:`AccessDeniedError` otherwise."""
         await accept("head_bucket", kwargs)
-        await self._bundle.storage.head_bucket(_bucket(Bucket))
+        try:
+            await self._bundle.storage.head_bucket(_bucket(Bucket))
+        except BucketNotFoundError as exc:
+            # boto3's HEAD of a missing bucket fails with the bare status as its code.
+            exc.from_s3("404", 404, "HeadBucket")
+            raise
         return {"ResponseMetadata": shape.meta()}
 
     @_api
@@ -963,6 +987,7 @@ class AsyncDeltaGliderClient:
         """
         key = ObjectKey(_bucket(Bucket), _key(Key))
         rehydrate.check_key(key)
+        rehydrate.check_expires_in(ExpiresIn)
         resolved = await self._bundle.service.resolve(key)
         resolved.check_readable()
         if resolved.meta.kind is not meta_codec.ObjectKind.DELTA:
@@ -1023,22 +1048,23 @@ class AsyncDeltaGliderClient:
         ``s3_url`` is always a prefix, as in deltaglider 6.x: ``s3://b/rel/v1/`` and
         ``s3://b/rel/v1`` both store ``rel/v1/<file name>``; ``s3://b`` stores at the
         bucket root. ``max_ratio`` (default: the client's, 0.5 unless configured) is the
-        largest delta/file size ratio kept as a delta. ``tags`` are accepted for
-        compatibility with 6.x, which never stored them either; they are ignored with a
-        warning in the log.
+        largest delta/file size ratio kept as a delta. ``tags`` (``{"env": "prod"}``) are
+        stored as the object's S3 tags (``get_object_tagging`` shows them), as boto3's
+        ``Tagging`` does; S3 allows 10 tags, keys up to 128 and values up to 256
+        characters.
 
-        Raises :class:`InvalidURLError`, :class:`InvalidRatioError`, :class:`NotFoundError`
-        for a missing local file and :class:`BucketNotFoundError`.
+        Raises :class:`InvalidURLError`, :class:`InvalidRatioError`,
+        :class:`InvalidArgumentError` for tags that are not strings or that S3 refuses,
+        :class:`NotFoundError` for a missing local file and :class:`BucketNotFoundError`.
         """
         url = S3Url.parse(s3_url)
         ratio = None if max_ratio is None else validate_ratio(max_ratio)
-        if tags:
-            _log.warning("upload() does not store tags; ignored: %s", ", ".join(sorted(tags)))
+        settings = {} if not tags else {"Tagging": _tagging(tags)}
         source = Path(file_path)
         await _bulk.check_local_file(source)
         prefix = url.key[:-1] if url.key.endswith("/") else url.key
         space = DeltaSpace(url.bucket, prefix)
-        summary = await self._bundle.service.put(source, space, ratio)
+        summary = await self._bundle.service.put(source, space, ratio, settings=settings)
         return UploadSummary.from_put(summary)
 
     @_api
@@ -1370,14 +1396,17 @@ def _unwrap(result: ItemResult[_T]) -> _T:
 
 def _content_checks(honoured: Mapping[str, Any]) -> ContentChecks | None:
     """What ``ContentMD5``/``ChecksumSHA256`` (base64) and ``ContentLength`` announce."""
+    algorithm = honoured.get("ChecksumAlgorithm", "SHA256")
+    if algorithm != "SHA256":
+        # Another algorithm's checksum would have to be computed, stored and returned for
+        # the file; the stored object's own S3 checksum is the delta's, not the file's.
+        raise InvalidArgumentError(
+            f"ChecksumAlgorithm {algorithm!r} is not supported: deltaglider records and "
+            "checks the SHA-256 of every file; give ChecksumAlgorithm='SHA256' (the "
+            "response then carries ChecksumSHA256) or leave it out"
+        )
     if not {"ContentMD5", "ChecksumSHA256", "ContentLength"} & honoured.keys():
         return None
-    algorithm = str(honoured.get("ChecksumAlgorithm", "SHA256")).upper()
-    if "ChecksumAlgorithm" in honoured and algorithm != "SHA256":
-        raise InvalidArgumentError(
-            f"ChecksumAlgorithm {honoured['ChecksumAlgorithm']!r} is not supported: "
-            "deltaglider checks SHA-256"
-        )
     size = honoured.get("ContentLength")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise InvalidArgumentError(f"ContentLength must be an int >= 0, got {size!r}")
@@ -1473,6 +1502,15 @@ def _delete_response(
         },
         "ResponseMetadata": shape.meta(204),
     }
+
+
+def _tagging(tags: Mapping[str, str]) -> str:
+    """``tags`` as the URL-encoded ``Tagging`` string S3 takes (``k1=v1&k2=v2``)."""
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise InvalidArgumentError(f"tags must map str to str, got {tags!r}")
+    return urlencode(tags, quote_via=quote)
 
 
 def _parse_range(spec: Any) -> tuple[int | None, int | None]:

@@ -55,7 +55,7 @@ class DeltaGliderConfig:
     tool_version: str = f"deltaglider-async/{__version__}"
     max_ratio: float = DEFAULT_MAX_RATIO
     max_concurrency: int = 0
-    log_level: str = "INFO"
+    log_level: str | None = None
     xdelta_level: int = 9
     xdelta_secondary: str | None = None
     max_window: int = DEFAULT_MAX_WINDOW
@@ -71,7 +71,7 @@ class DeltaGliderConfig:
         validate_ratio(self.max_ratio)
         if self.max_concurrency < 0:
             raise InvalidArgumentError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
-        if self.log_level.upper() not in _LEVELS:
+        if self.log_level is not None and self.log_level.upper() not in _LEVELS:
             raise InvalidArgumentError(f"log_level must be one of {sorted(_LEVELS)}")
         if not 0 <= self.xdelta_level <= 9:
             raise InvalidArgumentError(f"xdelta_level must be 0..9, got {self.xdelta_level}")
@@ -151,6 +151,40 @@ class DeltaGliderConfig:
         if "log_level" in values:
             values["log_level"] = str(values["log_level"]).upper()
         return cls(**values)
+
+    @classmethod
+    def of_service(
+        cls,
+        storage: object,
+        *,
+        tool_version: str | None = None,
+        max_ratio: float = DEFAULT_MAX_RATIO,
+        endpoint_url: str | None = None,
+    ) -> DeltaGliderConfig:
+        """The configuration in force for a service over ``storage`` (a storage port, or
+        the configuration it was built from), as ``client.config`` reports it.
+
+        The built-in S3 storage brings its own configuration (endpoint, region...):
+        ``endpoint_url`` must then be ``None`` or the endpoint it uses, else
+        :class:`InvalidArgumentError` (a client cannot talk to one endpoint and report
+        another). Another storage port has no known endpoint, and ``endpoint_url`` is
+        kept as a label, as deltaglider 6.x's ``DeltaGliderClient(service,
+        endpoint_url)`` did. ``tool_version`` and ``max_ratio`` are the service's.
+        """
+        own = (
+            storage if isinstance(storage, DeltaGliderConfig) else getattr(storage, "config", None)
+        )
+        if isinstance(own, DeltaGliderConfig):
+            if endpoint_url is not None and endpoint_url != own.endpoint_url:
+                raise InvalidArgumentError(
+                    f"endpoint_url {endpoint_url!r} differs from the endpoint the service's "
+                    f"S3 storage uses ({own.endpoint_url or 'AWS'}); give the endpoint to the "
+                    "storage, or leave endpoint_url out"
+                )
+            base = own
+        else:
+            base = cls(endpoint_url=endpoint_url)
+        return replace(base, tool_version=tool_version or base.tool_version, max_ratio=max_ratio)
 
     def with_changes(self, **changes: Any) -> DeltaGliderConfig:
         """A copy with some fields replaced."""

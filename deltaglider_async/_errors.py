@@ -17,6 +17,7 @@ working for callers that never heard of this package::
     │   ├── IntegrityError         (sha256 mismatch, undecodable delta, tampered cache)
     │   │   └── UnverifiableObjectError (its metadata is lost: nothing to check it against)
     │   ├── PreconditionFailedError (a condition such as If-Match does not hold)
+    │   │   └── ObjectChangedError (replaced by another version while being read)
     │   ├── NotModifiedError       (If-None-Match / If-Modified-Since: HTTP 304)
     │   ├── ConditionalWriteNotSupportedError
     │   ├── BucketAlreadyExistsError (owned by someone else)
@@ -40,36 +41,85 @@ the *stored* data does not match its SHA-256, never a local failure.
 Lower-level errors (botocore, aiohttp, subprocess) are translated into this tree once, at
 the adapter boundary; none of them reaches a caller. An ``ExceptionGroup`` never reaches a
 caller either: see :func:`deltaglider_async._errors.unwrap_group`.
+
+Code written for boto3 keeps working: every error has a ``response`` shaped like
+``botocore.exceptions.ClientError.response`` (``e.response["Error"]["Code"]`` is the S3
+error code, such as ``NoSuchKey``) and an ``operation_name``; the clients'
+``exceptions`` attribute (:data:`exceptions`) names the classes as boto3's
+``client.exceptions`` does (``NoSuchKey``, ``NoSuchBucket``, ``ClientError``...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 
 class DeltaGliderError(Exception):
-    """Base class of every error raised by deltaglider and deltaglider_async."""
+    """Base class of every error raised by deltaglider and deltaglider_async.
+
+    ``code`` is the S3 error code (the server's own when S3 refused a request, else the
+    code S3 uses for the same condition, else the class name), ``status`` the HTTP status
+    (``None`` for local failures) and ``operation_name`` the S3 operation that failed, if
+    one did. ``response`` gives them in the shape of botocore's ``ClientError.response``.
+    """
+
+    code: ClassVar[str] = "DeltaGliderError"
+    status: ClassVar[int | None] = None
+    operation_name: str | None = None
+    _s3: tuple[str, int | None] | None = None
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """``{"Error": {"Code", "Message"}, "ResponseMetadata": {"HTTPStatusCode"}}``."""
+        code, status = self._s3 or (self.code, self.status)
+        return {
+            "Error": {"Code": code, "Message": str(self)},
+            "ResponseMetadata": {} if status is None else {"HTTPStatusCode": status},
+        }
+
+    def from_s3(self, code: str, status: int | None, operation: str) -> DeltaGliderError:
+        """Record the S3 ``code``, HTTP ``status`` and ``operation`` this error comes from."""
+        self._s3 = (code, status)
+        self.operation_name = operation
+        return self
 
 
 class NotFoundError(DeltaGliderError, FileNotFoundError):
     """A bucket, object or local file does not exist."""
 
+    code = "NotFound"
+    status = 404
+
 
 class BucketNotFoundError(NotFoundError):
     """The bucket does not exist."""
+
+    code = "NoSuchBucket"
+    status = 404
 
 
 class ObjectNotFoundError(NotFoundError):
     """The object does not exist (under its logical name nor its ``.delta`` name)."""
 
+    code = "NoSuchKey"
+    status = 404
+
 
 class AccessDeniedError(DeltaGliderError, PermissionError):
     """The credentials were refused or lack permission for the operation."""
 
+    code = "AccessDenied"
+    status = 403
+
 
 class InvalidArgumentError(DeltaGliderError, ValueError):
     """An argument is malformed: a URL, a ratio, a key, a body type."""
+
+    code = "InvalidArgument"
+    status = 400
 
 
 class InvalidURLError(InvalidArgumentError):
@@ -87,9 +137,15 @@ class ReservedKeyError(InvalidArgumentError):
 class StorageError(DeltaGliderError, IOError):
     """The object store failed, or what it returned is unusable."""
 
+    code = "InternalError"
+    status = 500
+
 
 class IntegrityError(StorageError):
     """Reconstructed or downloaded bytes do not match their recorded SHA-256."""
+
+    code = "IntegrityError"
+    status = 500
 
 
 class UnverifiableObjectError(IntegrityError):
@@ -100,26 +156,52 @@ class UnverifiableObjectError(IntegrityError):
     are never handed out as the file. The message says how to repair it.
     """
 
+    code = "UnverifiableObject"
+
 
 class PreconditionFailedError(StorageError):
     """A condition does not hold: ``If-Match``/``If-Unmodified-Since`` (HTTP 412), or a
     conditional write (``If-None-Match: *``) found the object already present."""
 
+    code = "PreconditionFailed"
+    status = 412
+
+
+class ObjectChangedError(PreconditionFailedError):
+    """The object was replaced by another version while it was being read.
+
+    A read interrupted mid-body is resumed with a ranged GET conditional on the first
+    answer's ETag; when that version is gone, the bytes already read cannot be completed.
+    Reading the object again returns the new version whole.
+    """
+
 
 class NotModifiedError(StorageError):
     """``If-None-Match``/``If-Modified-Since`` on a read: the object has not changed (304)."""
+
+    code = "NotModified"
+    status = 304
 
 
 class ConditionalWriteNotSupportedError(StorageError):
     """The object store refused a conditional write as not implemented."""
 
+    code = "NotImplemented"
+    status = 501
+
 
 class BucketAlreadyExistsError(StorageError):
     """The bucket name is taken by another account."""
 
+    code = "BucketAlreadyExists"
+    status = 409
+
 
 class BucketNotEmptyError(StorageError):
     """The bucket still holds objects and cannot be deleted."""
+
+    code = "BucketNotEmpty"
+    status = 409
 
 
 class LocalFileError(DeltaGliderError, OSError):
@@ -128,22 +210,32 @@ class LocalFileError(DeltaGliderError, OSError):
     ``errno`` is the operating system's error number when known.
     """
 
+    code = "LocalFileError"
+
 
 class DiffError(DeltaGliderError, RuntimeError):
     """xdelta3 failed to encode or decode."""
 
+    code = "DiffError"
+
 
 class DiffToolNotFoundError(DiffError):
     """The ``xdelta3`` binary is not installed."""
+
+    code = "DiffToolNotFound"
 
 
 class DiffToolUnsupportedError(DiffError):
     """The installed xdelta3 cannot do what is configured (a secondary compressor it was
     built without, for instance); the message names its version."""
 
+    code = "DiffToolUnsupported"
+
 
 class ClientClosedError(DeltaGliderError, RuntimeError):
     """The client was used after ``close()``/``aclose()``."""
+
+    code = "ClientClosed"
 
 
 class EventLoopThreadError(DeltaGliderError, RuntimeError):
@@ -153,6 +245,17 @@ class EventLoopThreadError(DeltaGliderError, RuntimeError):
     so the call is refused. Code running on that loop must use ``deltaglider_async``
     and ``await`` the async client instead.
     """
+
+    code = "EventLoopThread"
+
+
+#: What boto3 users find as ``client.exceptions``: the error classes under boto3's names.
+exceptions: Any = SimpleNamespace(
+    ClientError=DeltaGliderError,
+    NoSuchKey=ObjectNotFoundError,
+    NoSuchBucket=BucketNotFoundError,
+    BucketAlreadyExists=BucketAlreadyExistsError,
+)
 
 
 def local_error(exc: OSError, path: object, action: str) -> DeltaGliderError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,7 @@ def build_service(
     """Build the default adapters and the service. Does no I/O."""
     storage = S3Storage(config)
     cache = EncryptedReferenceCache()
-    logger = StdLogger(level=config.log_level)
+    logger = StdLogger(level=config.log_level or logging.NOTSET)
     diff = XDelta3Diff(
         level=config.xdelta_level,
         secondary=config.xdelta_secondary,
@@ -112,7 +113,8 @@ def create_async_client(
     comes from the environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
     ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``,
     ``AWS_PROFILE``, ``DG_LOG_LEVEL``, ``DG_MAX_RATIO``, ``DG_MAX_CONCURRENCY``), then from
-    the defaults; ``log_level`` defaults to ``DG_LOG_LEVEL`` or ``"INFO"``.
+    the defaults. ``log_level`` (default ``DG_LOG_LEVEL``) sets the level this client logs
+    at; when neither is given the application's logging configuration alone decides.
 
     No I/O happens here or when the client is opened: the S3 client is created on first
     use. Unknown keyword arguments raise :class:`InvalidArgumentError` naming them; a

@@ -19,13 +19,15 @@ _MIB = 1024 * 1024
 class DeltaSpace:
     """The S3 "directory" whose files share one ``reference.bin``.
 
-    ``DeltaSpace(bucket, prefix)``: ``prefix`` is the directory without its trailing slash
-    (``releases/app``); the bucket root is the empty prefix. Keys are never normalised:
-    ``a//b`` stays ``a//b``, and a key with a leading slash (``/a.txt``, which S3 keeps
-    apart from ``a.txt``) belongs to the directory ``/``, which ``prefix`` alone cannot
-    tell from the root: :meth:`of_key` and :attr:`dir` carry the exact directory, its
-    trailing slash included (``""`` for the root, ``"/"``, ``"releases/app/"``). Two spaces
-    are equal when their bucket and :attr:`dir` are.
+    ``DeltaSpace(bucket, prefix)``: ``prefix`` is the directory, with or without its
+    trailing slash (``releases/app`` and ``releases/app/`` are the same space; a prefix
+    ending in ``/`` already carries its separator, so no second one is added); the bucket
+    root is the empty prefix. Keys are never normalised otherwise: ``a//b`` stays
+    ``a//b``, and a key with a leading slash (``/a.txt``, which S3 keeps apart from
+    ``a.txt``) belongs to the directory ``/`` (``DeltaSpace(bucket, "/")``).
+    :meth:`of_key` and :attr:`dir` carry the exact directory, its trailing slash included
+    (``""`` for the root, ``"/"``, ``"releases/app/"``). Two spaces are equal when their
+    bucket and :attr:`dir` are.
     """
 
     bucket: str
@@ -33,7 +35,7 @@ class DeltaSpace:
 
     def __init__(self, bucket: str, prefix: str = "", *, dir: str | None = None) -> None:
         if dir is None:
-            dir = f"{prefix}/" if prefix else ""
+            dir = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
         elif dir and not dir.endswith("/"):
             raise ValueError(f"a deltaspace dir ends with '/' (or is empty), got {dir!r}")
         object.__setattr__(self, "bucket", bucket)
@@ -66,6 +68,13 @@ class DeltaSpace:
 
     def __repr__(self) -> str:
         return f"DeltaSpace(bucket={self.bucket!r}, dir={self.dir!r})"
+
+
+def savings_percent(original: int, stored: int) -> float:
+    """``(original - stored) / original`` in percent, floored at 0 (and 0 for empty files)."""
+    if original <= 0:
+        return 0.0
+    return max(0.0, (original - stored) / original * 100.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +212,10 @@ class PutSummary:
 
     @property
     def savings_percent(self) -> float:
-        """Share of the original size not stored, in percent (0 for direct objects)."""
-        if self.file_size == 0:
-            return 0.0
-        return (self.file_size - self.stored_size) / self.file_size * 100.0
+        """Share of the original size not stored, in percent, never negative: 0 for direct
+        objects and for the first file of a directory, whose reference costs slightly
+        more than the file (``stored_size`` shows the bytes)."""
+        return savings_percent(self.file_size, self.stored_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,10 +315,9 @@ class UploadSummary:
 
     @property
     def savings_percent(self) -> float:
-        """Share of the original size saved, in percent."""
-        if self.original_size == 0:
-            return 0.0
-        return (self.original_size - self.stored_size) / self.original_size * 100.0
+        """Share of the original size saved, in percent; never negative (see
+        :attr:`PutSummary.savings_percent`)."""
+        return savings_percent(self.original_size, self.stored_size)
 
     @classmethod
     def from_put(cls, summary: PutSummary) -> UploadSummary:

@@ -27,12 +27,12 @@ import anyio
 from ._errors import IntegrityError, InvalidArgumentError
 from ._models import INTERNAL_PREFIX, ObjectKey
 from .core import metadata as meta_codec
+from .core.keys import TEMP_PREFIX, parse_temp_copy, temp_copy_key
 from .core.service import AsyncDeltaService, ResolvedObject
 from .ports.storage import StoragePort
 
 __all__ = ["TEMP_PREFIX", "PurgeResult", "purge_expired", "rehydrated_copy"]
 
-TEMP_PREFIX: Final = f"{INTERNAL_PREFIX}tmp/"
 #: Longest life of a presigned URL with SigV4 (seven days).
 MAX_EXPIRES_IN: Final = 7 * 24 * 3600
 
@@ -49,12 +49,19 @@ class PurgeResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _parse(key: str) -> tuple[str, int] | None:
-    """(sha256, expiry) of a temporary copy's key; None for anything else."""
-    parts = key[len(TEMP_PREFIX) :].split("/")
-    if not key.startswith(TEMP_PREFIX) or len(parts) != 3 or not parts[1].isdigit():
-        return None
-    return parts[0], int(parts[1])
+def check_expires_in(expires_in: object) -> int:
+    """``expires_in`` if it is an int of seconds from 1 to 7 days (SigV4's limit for a
+    presigned URL), else :class:`InvalidArgumentError`."""
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int)
+        or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
+        raise InvalidArgumentError(
+            f"ExpiresIn must be an int of 1 to {MAX_EXPIRES_IN} seconds (SigV4's limit), "
+            f"got {expires_in!r}"
+        )
+    return expires_in
 
 
 async def rehydrated_copy(
@@ -70,10 +77,7 @@ async def rehydrated_copy(
     uploaded copy does not read back as the bytes sent. ``path`` is a private temp file
     for the reconstruction, removed before returning.
     """
-    if isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN:
-        raise InvalidArgumentError(
-            f"ExpiresIn must be 1 to {MAX_EXPIRES_IN} seconds (SigV4's limit), got {expires_in!r}"
-        )
+    check_expires_in(expires_in)
     storage = service.storage
     bucket = resolved.stored.bucket
     sha = resolved.meta.file_sha256
@@ -81,13 +85,13 @@ async def rehydrated_copy(
     needed = int(time.time()) + expires_in
     if sha is not None:
         async for info in storage.iter_objects(bucket, f"{TEMP_PREFIX}{sha}/"):
-            parsed = _parse(info.key)
+            parsed = parse_temp_copy(info.key)
             if parsed is not None and parsed[1] >= needed and info.key.endswith("/" + name):
                 return info.key
     try:
         summary = await service.reconstruct(resolved, path)
         # A minute longer than asked, so that the copy outlives every link made for it.
-        key = f"{TEMP_PREFIX}{summary.sha256}/{needed + 60}/{name}"
+        key = temp_copy_key(summary.sha256, needed + 60, name)
         metadata = {
             "dg-rehydrated": "true",
             "dg-original-key": meta_codec.encode_name(resolved.logical_key),
@@ -123,7 +127,7 @@ async def purge_expired(
     moment = time.time() if now is None else now
     expired: list[tuple[str, int]] = []
     async for info in storage.iter_objects(bucket, TEMP_PREFIX):
-        parsed = _parse(info.key)
+        parsed = parse_temp_copy(info.key)
         if parsed is not None and parsed[1] < moment:
             expired.append((info.key, info.size))
     errors: list[str] = []

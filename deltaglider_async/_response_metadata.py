@@ -3,8 +3,12 @@
 One deltaglider call makes several S3 requests (a put HEADs, PUTs, HEADs again). The S3
 adapter reports every response it receives to :func:`note`; a client method collects them
 with :func:`recording` (a context variable, so concurrent calls never mix) and answers
-with the ``RequestId``, ``HostId``, ``HTTPHeaders`` and ``RetryAttempts`` of the last one,
-and its own ``HTTPStatusCode`` (a logical 206, 204...). ``HTTPHeaders`` keeps the
+with the ``RequestId``, ``HostId`` and ``HTTPHeaders`` of the request that did the work,
+the ``RetryAttempts`` of all of them, and its own ``HTTPStatusCode`` (a logical 206,
+204...). The request that did the work is the last successful one of the highest rank:
+writes (PUT, multipart completion, copy, bucket changes), then reads and listings, then
+deletions, then HEADs; probes such as the HEAD of a missing ``.delta`` form never win
+over it. ``HTTPHeaders`` keeps the
 transport headers only (request ids, date, server): the object headers of an underlying
 request describe a stored delta, not the file the response is about.
 """
@@ -33,15 +37,32 @@ class ResponseMetadata(TypedDict):
     RetryAttempts: NotRequired[int]
 
 
-_responses: ContextVar[list[Mapping[str, Any]] | None] = ContextVar(
+#: Operations by how much they say about a call's outcome; unknown ones rank 1.
+_RANK: Final = {
+    "PutObject": 4,
+    "CompleteMultipartUpload": 4,
+    "CopyObject": 4,
+    "CreateBucket": 4,
+    "DeleteBucket": 4,
+    "PutBucketLifecycleConfiguration": 4,
+    "GetObject": 3,
+    "ListObjectsV2": 3,
+    "ListBuckets": 3,
+    "DeleteObject": 2,
+    "DeleteObjects": 2,
+    "HeadObject": 0,
+    "HeadBucket": 0,
+}
+
+_responses: ContextVar[list[tuple[str, Mapping[str, Any]]] | None] = ContextVar(
     "deltaglider_responses", default=None
 )
 
 
 @contextmanager
-def recording() -> Iterator[list[Mapping[str, Any]]]:
-    """Collect the ``ResponseMetadata`` of the S3 responses received inside the block."""
-    seen: list[Mapping[str, Any]] = []
+def recording() -> Iterator[list[tuple[str, Mapping[str, Any]]]]:
+    """Collect ``(operation, ResponseMetadata)`` of the S3 responses received in the block."""
+    seen: list[tuple[str, Mapping[str, Any]]] = []
     token = _responses.set(seen)
     try:
         yield seen
@@ -49,11 +70,23 @@ def recording() -> Iterator[list[Mapping[str, Any]]]:
         _responses.reset(token)
 
 
-def note(metadata: Mapping[str, Any] | None) -> None:
-    """Report one S3 response's ``ResponseMetadata`` (a no-op outside :func:`recording`)."""
+def note(metadata: Mapping[str, Any] | None, *, operation: str = "") -> None:
+    """Report one S3 response's ``ResponseMetadata`` and the ``operation`` it answered (a
+    no-op outside :func:`recording`)."""
     seen = _responses.get()
     if seen is not None and metadata:
-        seen.append(metadata)
+        seen.append((operation, metadata))
+
+
+def _principal(seen: list[tuple[str, Mapping[str, Any]]]) -> Mapping[str, Any]:
+    """The metadata of the request that did the work (see the module docstring)."""
+
+    def score(item: tuple[int, tuple[str, Mapping[str, Any]]]) -> tuple[int, int, int]:
+        index, (operation, metadata) = item
+        status = int(metadata.get("HTTPStatusCode", 0) or 0)
+        return (200 <= status < 300, _RANK.get(operation, 1), index)
+
+    return max(enumerate(seen), key=score)[1][1]
 
 
 def response_metadata(status: int = 200) -> ResponseMetadata:
@@ -62,12 +95,12 @@ def response_metadata(status: int = 200) -> ResponseMetadata:
     seen = _responses.get()
     if not seen:
         return result
-    last = seen[-1]
+    last = _principal(seen)
     result["RequestId"] = str(last.get("RequestId", ""))
     result["HostId"] = str(last.get("HostId", ""))
     headers = last.get("HTTPHeaders") or {}
     result["HTTPHeaders"] = {
         k: str(v) for k, v in headers.items() if k.lower() in _TRANSPORT_HEADERS
     }
-    result["RetryAttempts"] = sum(int(m.get("RetryAttempts", 0) or 0) for m in seen)
+    result["RetryAttempts"] = sum(int(m.get("RetryAttempts", 0) or 0) for _, m in seen)
     return result

@@ -99,6 +99,12 @@ class HeadObjectResponse(TypedDict):
     ServerSideEncryption: NotRequired[str]
     SSEKMSKeyId: NotRequired[str]
     BucketKeyEnabled: NotRequired[bool]
+    ChecksumCRC32: NotRequired[str]
+    ChecksumCRC32C: NotRequired[str]
+    ChecksumCRC64NVME: NotRequired[str]
+    ChecksumSHA1: NotRequired[str]
+    ChecksumSHA256: NotRequired[str]
+    ChecksumType: NotRequired[str]
 
 
 class GetObjectResponse(TypedDict):
@@ -124,6 +130,12 @@ class GetObjectResponse(TypedDict):
     ServerSideEncryption: NotRequired[str]
     SSEKMSKeyId: NotRequired[str]
     BucketKeyEnabled: NotRequired[bool]
+    ChecksumCRC32: NotRequired[str]
+    ChecksumCRC32C: NotRequired[str]
+    ChecksumCRC64NVME: NotRequired[str]
+    ChecksumSHA1: NotRequired[str]
+    ChecksumSHA256: NotRequired[str]
+    ChecksumType: NotRequired[str]
 
 
 class ListedObjectDG(TypedDict):
@@ -393,6 +405,37 @@ def with_overrides(response: ObjectResponse, honoured: Mapping[str, Any]) -> Obj
     for parameter, header in RESPONSE_OVERRIDES.items():
         if parameter in honoured:
             response[header] = honoured[parameter]  # type: ignore[literal-required]
+    return response
+
+
+def with_checksums(
+    response: ObjectResponse, resolved: ResolvedObject, honoured: Mapping[str, Any]
+) -> ObjectResponse:
+    """``response`` with the checksums of the *file*, for boto3's ``ChecksumMode``.
+
+    ``ChecksumMode="ENABLED"`` (the only value S3 defines) adds, for a whole object (not a
+    range): the SHA-256 deltaglider recorded for the file as ``ChecksumSHA256`` (base64,
+    ``ChecksumType`` ``FULL_OBJECT``), plus for a directly stored or plain object the
+    checksums S3 keeps for its bytes (which are the file's). A delta's S3 checksums
+    describe the patch, never the file, so they are not returned.
+    """
+    mode = honoured.get("ChecksumMode")
+    if mode is None:
+        return response
+    if mode != "ENABLED":
+        raise InvalidArgumentError(f"ChecksumMode must be 'ENABLED', got {mode!r}")
+    if "ContentRange" in response:
+        return response
+    kind = resolved.meta.kind
+    found: dict[str, str] = {}
+    if kind is not ObjectKind.DELTA:
+        found.update(resolved.head.checksums)
+    sha = resolved.meta.file_sha256
+    if kind is not ObjectKind.PLAIN and sha:
+        found["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha)).decode()
+        found["ChecksumType"] = "FULL_OBJECT"
+    for name, value in found.items():
+        response[name] = value  # type: ignore[literal-required]
     return response
 
 

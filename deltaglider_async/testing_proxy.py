@@ -10,13 +10,27 @@ request it can
   server, picking one of ``faults``:
 
   - ``"503"``: ``503 SlowDown`` with an S3 XML error body (throttling),
+  - ``"429"``: ``429 TooManyRequests`` with an S3 XML error body (throttling as
+    Cloudflare R2, Scaleway and others answer it),
   - ``"500"``: ``500 InternalError`` with an S3 XML error body,
   - ``"drop"``: close the connection without any answer, the request never forwarded,
   - ``"drop-response"``: forward the request, then close the connection instead of
-    relaying the answer (the server did the work; the client never hears of it).
+    relaying the answer (the server did the work; the client never hears of it),
+  - ``"truncate"``: forward the request and relay the answer's head and the first half
+    of its body, then close the connection (a download cut mid-body: ``Response payload
+    is not completed``). Answers without a body, or with a chunked one, pass whole,
+  - ``"no-token"``: forward, and remove ``NextContinuationToken`` from a truncated
+    ListObjectsV2 answer (a bug of older Ceph RGW and several SeaweedFS releases),
+  - ``"slowdown-keys"``: answer a DeleteObjects request with ``200 OK`` and a per-key
+    ``SlowDown`` error for every key, without forwarding it (what AWS does under load;
+    the HTTP status says success, so the client's retry logic never sees it).
 
-The first three never reach the server, like a throttled or failed request on AWS, so a
-client that retries them must end up with exactly what it would have without faults.
+The response-shaping kinds (``truncate``, ``no-token``) and ``slowdown-keys`` leave other
+requests alone (forwarded unchanged), though they are counted as injected.
+
+``503``, ``429``, ``500`` and ``drop`` never reach the server, like a throttled or failed
+request on AWS, so a client that retries them must end up with exactly what it would have
+without faults.
 
 :class:`FaultProxy` runs in a background thread with its own event loop, so blocking and
 async tests (and code under test running on any loop) can share it::
@@ -41,6 +55,7 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import re
 import secrets
 import signal
 import socket
@@ -67,8 +82,19 @@ __all__ = [
     "ProxyStats",
 ]
 
-FaultKind = Literal["503", "500", "drop", "drop-response"]
-FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("503", "500", "drop", "drop-response")
+FaultKind = Literal[
+    "503", "429", "500", "drop", "drop-response", "truncate", "no-token", "slowdown-keys"
+]
+FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
+    "503",
+    "429",
+    "500",
+    "drop",
+    "drop-response",
+    "truncate",
+    "no-token",
+    "slowdown-keys",
+)
 DEFAULT_FAULTS: Final[tuple[FaultKind, ...]] = ("503", "500", "drop")
 
 _MAX_HEAD: Final = 64 * 1024
@@ -78,6 +104,7 @@ _STOP_TIMEOUT: Final = 10.0
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 _ERRORS: Final[Mapping[str, tuple[int, str, str, str]]] = {
     "503": (503, "Service Unavailable", "SlowDown", "Please reduce your request rate."),
+    "429": (429, "Too Many Requests", "TooManyRequests", "Reduce your request rate."),
     "500": (
         500,
         "Internal Server Error",
@@ -492,7 +519,17 @@ class FaultProxy:
         delay, kind = self._decide(seen)
         if delay:
             await asyncio.sleep(delay)
-        if kind in ("503", "500", "drop"):
+        query = target.partition("?")[2].split("&")
+        if (
+            kind == "slowdown-keys"
+            and method == "POST"
+            and ("delete" in query or "delete=" in query)
+        ):
+            body = await _read_request_body(request, reader)
+            writer.write(_slowdown_keys_response(body))
+            await writer.drain()
+            return upstream, True
+        if kind in ("503", "429", "500", "drop"):
             if not expects:
                 # Read the body the client sends anyway, so it sees our answer, not a reset.
                 await _pipe_request_body(request, reader, None)
@@ -525,8 +562,24 @@ class FaultProxy:
         if kind == "drop-response":
             await self._relay_body(method, status, response, up_reader, None)
             return upstream, False
+        length = response.content_length
+        if kind == "no-token" and length and not response.chunked and "list-type=2" in query:
+            body = await _read_exact(up_reader, length)
+            body = _TOKEN_RE.sub(b"", body)
+            response.headers = [
+                (k, str(len(body)) if k.lower() == "content-length" else v)
+                for k, v in response.headers
+            ]
+            writer.write(response.encode() + body)
+            await writer.drain()
+            return upstream, not (request.wants_close or response.wants_close)
         writer.write(response.encode())
         await writer.drain()
+        if kind == "truncate" and _has_body(method, status) and length and not response.chunked:
+            # Half the body, then the connection ends: the server's rest is discarded.
+            await _pipe_exact(up_reader, writer, length // 2)
+            await _pipe_exact(up_reader, None, length - length // 2)
+            return upstream, False
         until_eof = await self._relay_body(method, status, response, up_reader, writer)
         if until_eof or response.wants_close or response.start_line.startswith("HTTP/1.0"):
             await _close(up_writer)
@@ -543,7 +596,7 @@ class FaultProxy:
         writer: asyncio.StreamWriter | None,
     ) -> bool:
         """Copy a response body; True when it was delimited by the end of the connection."""
-        if method == "HEAD" or status in _NO_BODY_STATUSES:
+        if not _has_body(method, status):
             return False
         if response.chunked:
             await _pipe_chunked(reader, writer)
@@ -555,6 +608,49 @@ class FaultProxy:
         if writer is not None:
             await _pipe_until_eof(reader, writer)
         return True
+
+
+_TOKEN_RE: Final = re.compile(rb"<NextContinuationToken>[^<]*</NextContinuationToken>")
+_DELETE_KEY_RE: Final = re.compile(rb"<Key>([^<]*)</Key>")
+
+
+async def _read_exact(reader: asyncio.StreamReader, length: int) -> bytes:
+    try:
+        return await reader.readexactly(length)
+    except asyncio.IncompleteReadError as exc:
+        raise _ClosedByPeer("connection closed inside a body") from exc
+
+
+async def _read_request_body(message: _Message, reader: asyncio.StreamReader) -> bytes:
+    """A request body in memory (small ones only: DeleteObjects)."""
+    if message.chunked:
+        raise _ClosedByPeer("chunked request bodies are not buffered")
+    return await _read_exact(reader, message.content_length or 0)
+
+
+def _slowdown_keys_response(request_body: bytes) -> bytes:
+    """A ``200 OK`` DeleteObjects answer failing every key with ``SlowDown``."""
+    errors = "".join(
+        f"<Error><Key>{key.decode()}</Key><Code>SlowDown</Code>"
+        "<Message>Please reduce your request rate.</Message></Error>"
+        for key in _DELETE_KEY_RE.findall(request_body)
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{errors}</DeleteResult>'
+    ).encode()
+    head = [
+        "HTTP/1.1 200 OK",
+        "Content-Type: application/xml",
+        f"Content-Length: {len(body)}",
+        f"x-amz-request-id: {secrets.token_hex(8).upper()}",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def _has_body(method: str, status: int) -> bool:
+    """Whether an answer with ``status`` to a ``method`` request carries a body."""
+    return method != "HEAD" and status not in _NO_BODY_STATUSES
 
 
 def _free_port() -> int:

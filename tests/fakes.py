@@ -903,6 +903,27 @@ class InMemoryStorage:
 
         return await self._put(bucket, key, read, metadata, content_type, False)
 
+    async def copy(
+        self, bucket: str, source_key: str, key: str, *, if_none_match: bool = False
+    ) -> PutResult:
+        """Server-side copy with metadata."""
+
+        async def read() -> bytes:
+            source = self._bucket(bucket).get(source_key)
+            if source is None:
+                raise ObjectNotFoundError(f"s3://{bucket}/{source_key} does not exist")
+            return source.data
+
+        source = self._bucket(bucket).get(source_key)
+        return await self._put(
+            bucket,
+            key,
+            read,
+            None if source is None else source.metadata,
+            None if source is None else source.content_type,
+            if_none_match,
+        )
+
     async def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
         """Delete one object; a missing key is not an error; ``if_match`` as S3's If-Match."""
 
@@ -953,11 +974,13 @@ class InMemoryStorage:
 
         await self._run(Request("head_bucket", bucket), action)
 
-    async def list_buckets(self) -> BucketListing:
-        """All buckets."""
+    async def list_buckets(self, *, region: str | None = None) -> BucketListing:
+        """All buckets (all of them in ``region`` us-east-1, none in any other)."""
 
         async def action() -> BucketListing:
-            return BucketListing([BucketInfo(name, None) for name in sorted(self.buckets)])
+            if region not in (None, "us-east-1"):
+                return BucketListing([])
+            return BucketListing([BucketInfo(name, None, region) for name in sorted(self.buckets)])
 
         result: BucketListing = await self._run(Request("list_buckets", ""), action)
         return result

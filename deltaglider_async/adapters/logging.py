@@ -67,7 +67,8 @@ def hold_log_level(owner: object, level: str | int) -> None:
     """Let ``owner`` (a client) log at ``level``: the ``deltaglider`` logger passes it.
 
     The logger's level becomes the most verbose one held by any live owner; an owner that
-    is garbage-collected or :func:`release_log_level`-d no longer counts. The library adds
+    is garbage-collected or :func:`release_log_level`-d no longer counts, and once no
+    owner holds one the logger gets back the level it had before. The library adds
     only a ``NullHandler`` (records go where the application's logging sends them).
     """
     number = level_number(level)
@@ -83,10 +84,20 @@ def release_log_level(owner: object) -> None:
         _apply_held()
 
 
+#: The logger's own level before any client held one, restored when none does.
+_unheld_level: int | None = None
+
+
 def _apply_held() -> None:
+    global _unheld_level
     logger = logging.getLogger(LOGGER_NAME)
     if _held:
+        if _unheld_level is None:
+            _unheld_level = logger.level
         logger.setLevel(min(_held.values()))
+    elif _unheld_level is not None:
+        logger.setLevel(_unheld_level)
+        _unheld_level = None
     if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
         logger.addHandler(logging.NullHandler())
 

@@ -17,6 +17,7 @@ Conventions of the values returned:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import hashlib
@@ -25,7 +26,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ from .._errors import (
     ConditionalWriteNotSupportedError,
     DeltaGliderError,
     InvalidArgumentError,
+    ObjectChangedError,
     ObjectNotFoundError,
     PreconditionFailedError,
     StorageError,
@@ -75,6 +77,7 @@ from ..ports.storage import (
     PutResult,
     StoragePort,
 )
+from . import s3_compat
 
 if TYPE_CHECKING:
     from aiobotocore.response import StreamingBody
@@ -113,6 +116,16 @@ _RETURNED_SETTINGS: Final = (
     "StorageClass",
 )
 
+#: Checksums S3 keeps for an object's bytes (boto3 names), as ObjectHead.checksums.
+_CHECKSUMS: Final = (
+    "ChecksumCRC32",
+    "ChecksumCRC32C",
+    "ChecksumCRC64NVME",
+    "ChecksumSHA1",
+    "ChecksumSHA256",
+    "ChecksumType",
+)
+
 # ---------------------------------------------------------------------------------------
 # Error translation: the one place where botocore/aiohttp errors become ours.
 # ---------------------------------------------------------------------------------------
@@ -135,10 +148,26 @@ _ACCESS_DENIED_CODES: Final = frozenset(
 )
 _PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "412"})
 _NOT_IMPLEMENTED_CODES: Final = frozenset({"NotImplemented", "501"})
-#: Answers of a server that does not implement a conditional header it was sent.
-_CONDITION_REFUSED_CODES: Final = frozenset({"NotImplemented", "501", "InvalidArgument"})
+#: Per-key errors of DeleteObjects worth sending the key again for.
+_TRANSIENT_DELETE_CODES: Final = frozenset(
+    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "TooManyRequests"}
+)
+#: Answers of a store that has no DeleteObjects at all.
+_MULTI_DELETE_REFUSED_CODES: Final = frozenset({"NotImplemented", "InvalidArgument"})
+#: Codes some stores give a request with a header they do not implement (the message
+#: then names the header, or says the request "implies functionality not implemented").
+_BAD_REQUEST_CODES: Final = frozenset({"InvalidArgument", "InvalidRequest", "NotImplemented"})
+_CONDITION_WORDS: Final = ("if-none-match", "if-match", "not implemented", "conditional")
 _INVALID_ARGUMENT_CODES: Final = frozenset(
-    {"InvalidBucketName", "InvalidArgument", "InvalidRange", "KeyTooLongError", "MetadataTooLarge"}
+    {
+        "InvalidBucketName",
+        "InvalidArgument",
+        "InvalidRange",
+        "InvalidStorageClass",
+        "InvalidTag",
+        "KeyTooLongError",
+        "MetadataTooLarge",
+    }
 )
 _TRANSPORT_ERRORS: Final = (BotoCoreError, aiohttp.ClientError, TimeoutError)
 
@@ -176,30 +205,7 @@ def translate_error(
     where = f"{operation}{_target(bucket, key)}"
     if isinstance(exc, ClientError):
         code, status, message = _client_error_parts(exc)
-        text = f"{where} failed: {code} (HTTP {status}): {message}".rstrip(": ")
-        if code in _BUCKET_MISSING_CODES:
-            return BucketNotFoundError(f"bucket {bucket!r} does not exist ({text})")
-        if code in _NOT_FOUND_CODES:
-            if key is None:
-                return BucketNotFoundError(f"bucket {bucket!r} does not exist ({text})")
-            return ObjectNotFoundError(f"object s3://{bucket}/{key} does not exist ({text})")
-        if code in _ACCESS_DENIED_CODES:
-            return AccessDeniedError(f"access denied: {text}")
-        if code in _PRECONDITION_CODES:
-            return PreconditionFailedError(f"precondition failed: {text}")
-        if code in _NOT_IMPLEMENTED_CODES and conditional:
-            return ConditionalWriteNotSupportedError(
-                f"the server does not support conditional writes (If-None-Match): {text}"
-            )
-        if code in _INVALID_ARGUMENT_CODES:
-            return InvalidArgumentError(text)
-        if code == "BucketAlreadyExists":
-            return BucketAlreadyExistsError(
-                f"bucket {bucket!r} already exists and belongs to someone else ({text})"
-            )
-        if code == "BucketNotEmpty":
-            return BucketNotEmptyError(f"bucket {bucket!r} is not empty ({text})")
-        return StorageError(text)
+        return _s3_error(code, status, message, where, operation, bucket, key, conditional)
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
         return AccessDeniedError(f"{where}: no usable AWS credentials: {exc}")
     if isinstance(exc, ParamValidationError | ProfileNotFound):
@@ -207,6 +213,75 @@ def translate_error(
     if isinstance(exc, TimeoutError):
         return StorageError(f"{where} timed out: {type(exc).__name__} {exc}".rstrip())
     return StorageError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+
+def _s3_error(
+    code: str,
+    status: int,
+    message: str,
+    where: str,
+    operation: str,
+    bucket: str | None,
+    key: str | None,
+    conditional: bool,
+) -> DeltaGliderError:
+    """The error for S3's answer ``code``/``status``, carrying both (``e.response``).
+
+    A HEAD's answer has no body, so its "code" is the bare status (``404``): the error
+    then keeps the code of its class (``NoSuchKey``, ``NoSuchBucket``...), which is what
+    boto3 reports for the same condition on a GET.
+    """
+    error = _classify(code, status, message, where, bucket, key, conditional)
+    if code.isdigit():
+        code = error.code
+    return error.from_s3(code, status or None, operation)
+
+
+def _classify(
+    code: str,
+    status: int,
+    message: str,
+    where: str,
+    bucket: str | None,
+    key: str | None,
+    conditional: bool,
+) -> DeltaGliderError:
+    text = f"{where} failed: {code} (HTTP {status}): {message}".rstrip(": ")
+    if code in _BUCKET_MISSING_CODES:
+        return BucketNotFoundError(f"bucket {bucket!r} does not exist ({text})")
+    if code in _NOT_FOUND_CODES:
+        if key is None:
+            return BucketNotFoundError(f"bucket {bucket!r} does not exist ({text})")
+        return ObjectNotFoundError(f"object s3://{bucket}/{key} does not exist ({text})")
+    if code in _ACCESS_DENIED_CODES:
+        return AccessDeniedError(f"access denied: {text}")
+    if code in _PRECONDITION_CODES:
+        return PreconditionFailedError(f"precondition failed: {text}")
+    if conditional and _refuses_condition(code, status, message):
+        return ConditionalWriteNotSupportedError(
+            f"the server does not support conditional writes (If-None-Match): {text}"
+        )
+    if code in _INVALID_ARGUMENT_CODES:
+        return InvalidArgumentError(text)
+    if code == "BucketAlreadyExists":
+        return BucketAlreadyExistsError(
+            f"bucket {bucket!r} already exists and belongs to someone else ({text})"
+        )
+    if code == "BucketNotEmpty":
+        return BucketNotEmptyError(f"bucket {bucket!r} is not empty ({text})")
+    return StorageError(text)
+
+
+def _refuses_condition(code: str, status: int, message: str) -> bool:
+    """Whether an answer to a conditional request means "conditions are not supported".
+
+    Stores say so in three ways: 501 / ``NotImplemented`` (Backblaze B2, Alibaba OSS,
+    StorageGRID), or 400 ``InvalidArgument``/``InvalidRequest`` naming the header.
+    """
+    if code in _NOT_IMPLEMENTED_CODES or status == 501:
+        return True
+    text = message.lower()
+    return code in _BAD_REQUEST_CODES and any(word in text for word in _CONDITION_WORDS)
 
 
 @contextmanager
@@ -243,10 +318,15 @@ def _utc(value: datetime | None, where: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _note_response(parsed: Mapping[str, Any] | None = None, **_: Any) -> None:
+def _note_response(parsed: Mapping[str, Any] | None = None, model: Any = None, **_: Any) -> None:
     """botocore ``after-call`` hook: report every response's metadata to the caller."""
     if parsed is not None:
-        note(parsed.get("ResponseMetadata"))
+        note(parsed.get("ResponseMetadata"), operation=getattr(model, "name", ""))
+
+
+def _checksums(resp: Mapping[str, Any]) -> dict[str, str]:
+    """The checksums a HEAD or GET response reports for the object's bytes."""
+    return {name: str(resp[name]) for name in _CHECKSUMS if resp.get(name)}
 
 
 def _settings(resp: Mapping[str, Any]) -> dict[str, Any]:
@@ -322,6 +402,28 @@ class _FileRange(io.RawIOBase):
 _XML_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
+#: Marks a continuation token this adapter made itself: "list again after this key".
+_RESUME_AFTER: Final = "\x00start-after\x00"
+
+
+def _resume_token(where: str, keys: Sequence[str], prefixes: Sequence[str]) -> str:
+    """A token that continues a listing after this page, for a server that said the page
+    is truncated but sent no ``NextContinuationToken`` (older Ceph RGW, Huawei OBS,
+    several SeaweedFS releases; botocore's paginator silently stops there).
+
+    The next page starts after the page's last key, or after everything under its last
+    common prefix; a page with neither cannot make progress, which is an error.
+    """
+    candidates = list(keys) + [p + "\U0010ffff" for p in prefixes]
+    if not candidates:
+        raise StorageError(f"{where}: the server sent an empty truncated page without a token")
+    _log.warning(
+        "%s: truncated page without NextContinuationToken; continuing after its last key",
+        where,
+    )
+    return _RESUME_AFTER + max(candidates, key=lambda k: k.encode("utf-8", "surrogatepass"))
+
+
 def _xml_safe(key: str) -> bool:
     """True when an XML 1.0 request body carries ``key`` unchanged."""
     return _XML_UNSAFE.search(key) is None
@@ -359,12 +461,21 @@ def _part_size(size: int, chunksize: int) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+#: Resumes a GET body from an absolute byte offset: the new body, or ObjectChangedError.
+Resume = Callable[[int], Awaitable["StreamingBody"]]
+
+
 class S3ObjectBody:
     """A streaming GetObject response (implements ``ObjectBody``).
 
     ``read(n)`` returns exactly ``n`` bytes unless the object ends first, like botocore's
     blocking ``StreamingBody``. Close it with :meth:`aclose` (or ``async with``): a body
     not read to the end holds an HTTP connection, which closing drops.
+
+    A connection that fails mid-body (dropped, cut short, timed out) is resumed where it
+    stopped with ``resume`` (a ranged GET conditional on this version's ETag), at most
+    ``attempts`` times per body with a jittered backoff; the bytes handed out are those
+    of one version, in order, or :class:`ObjectChangedError` says the version is gone.
     """
 
     def __init__(
@@ -374,6 +485,8 @@ class S3ObjectBody:
         bucket: str,
         key: str,
         head: ObjectHead,
+        resume: Resume | None = None,
+        attempts: int = 0,
     ) -> None:
         self._stream: StreamingBody = response["Body"]
         self._bucket = bucket
@@ -381,6 +494,13 @@ class S3ObjectBody:
         self._head = head
         self._content_length = int(response.get("ContentLength", 0))
         self._content_range: str | None = response.get("ContentRange") or None
+        match = _CONTENT_RANGE_RE.fullmatch(self._content_range or "")
+        #: Absolute offset of this body's first byte within the object.
+        self._first = 0 if match is None else int(match.group(1))
+        self._consumed = 0
+        self._resume = resume
+        self._attempts_left = attempts
+        self._resumes = 0
         self._eof = False
         self._closed = False
 
@@ -399,25 +519,65 @@ class S3ObjectBody:
         """The ``Content-Range`` header of a ranged GET, else ``None``."""
         return self._content_range
 
+    @property
+    def resumes(self) -> int:
+        """How many times a failed connection was resumed."""
+        return self._resumes
+
     async def read(self, amt: int | None = None) -> bytes:
         """Read ``amt`` bytes (fewer only at the end; all remaining when ``None`` or < 0)."""
         if self._closed:
             raise ClientClosedError(f"the body of s3://{self._bucket}/{self._key} is closed")
         if self._eof or amt == 0:
             return b""
-        with translating("GetObject (reading body)", self._bucket, self._key):
-            if amt is None or amt < 0:
-                data = await self._stream.read()
+        wanted = None if amt is None or amt < 0 else amt
+        buffer = bytearray()
+        while wanted is None or len(buffer) < wanted:
+            chunk = await self._read_some(
+                DOWNLOAD_CHUNK_SIZE if wanted is None else wanted - len(buffer)
+            )
+            if not chunk:
                 self._eof = True
-                return bytes(data)
-            buffer = bytearray()
-            while len(buffer) < amt:
-                chunk = await self._stream.read(amt - len(buffer))
-                if not chunk:
-                    self._eof = True
-                    break
-                buffer += chunk
-            return bytes(buffer)
+                break
+            buffer += chunk
+        return bytes(buffer)
+
+    async def _read_some(self, amt: int) -> bytes:
+        """Up to ``amt`` bytes from the connection, resuming it if it fails."""
+        while True:
+            try:
+                chunk = await self._stream.read(amt)
+            except _TRANSPORT_ERRORS as exc:
+                if self._consumed >= self._content_length > 0:
+                    return b""  # every byte arrived; only the ending failed
+                if self._resume is None or self._attempts_left <= 0:
+                    raise translate_error(
+                        exc,
+                        operation="GetObject (reading body)",
+                        bucket=self._bucket,
+                        key=self._key,
+                    ) from exc
+                await self._reconnect(exc)
+                continue
+            self._consumed += len(chunk)
+            return bytes(chunk)
+
+    async def _reconnect(self, exc: BaseException) -> None:
+        assert self._resume is not None
+        self._attempts_left -= 1
+        self._resumes += 1
+        offset = self._first + self._consumed
+        _log.info(
+            "resuming GetObject s3://%s/%s at byte %d after %s: %s",
+            self._bucket,
+            self._key,
+            offset,
+            type(exc).__name__,
+            exc,
+        )
+        self._stream.close()
+        await anyio.sleep(s3_compat.backoff_delay(self._resumes))
+        self._stream = await self._resume(offset)
 
     async def iter_chunks(self, chunk_size: int = DOWNLOAD_CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Iterate over the remaining bytes in chunks of ``chunk_size`` (the last may be short)."""
@@ -491,6 +651,7 @@ class S3Storage:
         self._client: S3Client | None = None
         self._lock: anyio.Lock | None = None
         self._conditional_deletes = True
+        self._batch_deletes = True
 
     @property
     def config(self) -> DeltaGliderConfig:
@@ -551,6 +712,7 @@ class S3Storage:
                         )
                     )
                     client.meta.events.register("after-call.s3", _note_response)
+                    s3_compat.install(client, max_attempts=cfg.max_attempts)
                 if self._closing_started():
                     # aclose() ran while the client was being created: do not leak it.
                     await self._close_stack()
@@ -607,7 +769,7 @@ class S3Storage:
         client = await self._s3()
         with translating("HeadObject", bucket, key):
             try:
-                resp = await client.head_object(Bucket=bucket, Key=key)
+                resp = await client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
             except ClientError as exc:
                 if _error_code(exc) not in _NOT_FOUND_CODES:
                     raise
@@ -621,6 +783,7 @@ class S3Storage:
             content_type=resp.get("ContentType"),
             version_id=resp.get("VersionId"),
             settings=_settings(resp),
+            checksums=_checksums(resp),
         )
 
     async def list_page(
@@ -642,9 +805,11 @@ class S3Storage:
             params["FetchOwner"] = True
         if delimiter:
             params["Delimiter"] = delimiter
-        if continuation_token is not None:
+        if continuation_token is not None and continuation_token.startswith(_RESUME_AFTER):
+            params["StartAfter"] = continuation_token[len(_RESUME_AFTER) :]
+        elif continuation_token is not None:
             params["ContinuationToken"] = continuation_token
-        if start_after:
+        if start_after and "StartAfter" not in params:
             params["StartAfter"] = start_after
         with translating("ListObjectsV2", bucket, None):
             resp = await client.list_objects_v2(**params)
@@ -663,7 +828,7 @@ class S3Storage:
         truncated = bool(resp.get("IsTruncated", False))
         token = resp.get("NextContinuationToken") or None
         if truncated and token is None:
-            raise StorageError(f"{where}: truncated page without NextContinuationToken")
+            token = _resume_token(where, [o.key for o in objects], prefixes)
         return ListPage(
             objects=objects,
             common_prefixes=prefixes,
@@ -717,10 +882,11 @@ class S3Storage:
         try:
             content_range = resp.get("ContentRange") or None
             size = int(resp.get("ContentLength", 0))
+            last = size - 1  # absolute offset of the last byte this answer carries
             if range is not None:
                 match = _CONTENT_RANGE_RE.fullmatch(content_range or "")
                 if match is not None:
-                    size = int(match.group(3))
+                    size, last = int(match.group(3)), int(match.group(2))
                 elif content_range is not None or not _covers_whole_object(range, size):
                     # A server that ignores Range sends the whole object: handing that
                     # over as the requested range would give the caller the wrong bytes.
@@ -741,7 +907,49 @@ class S3Storage:
         except BaseException:
             resp["Body"].close()
             raise
-        return S3ObjectBody(resp, bucket=bucket, key=key, head=head)
+        return S3ObjectBody(
+            resp,
+            bucket=bucket,
+            key=key,
+            head=head,
+            resume=functools.partial(self._resume_get, bucket, key, head, last),
+            attempts=self._config.max_attempts,
+        )
+
+    async def _resume_get(
+        self, bucket: str, key: str, head: ObjectHead, last: int, offset: int
+    ) -> StreamingBody:
+        """The rest of ``head``'s version from ``offset`` to ``last`` (inclusive), by a
+        ranged GET with ``If-Match``; :class:`ObjectChangedError` when that version is gone.
+
+        The answer's own ETag and Content-Range are checked too: some stores ignore
+        ``If-Match`` on GET, and one that ignores ``Range`` would send other bytes.
+        """
+        client = await self._s3()
+        where = f"s3://{bucket}/{key}"
+        changed = ObjectChangedError(
+            f"{where} was replaced while being read (its ETag is no longer {head.etag}); "
+            "read it again"
+        )
+        try:
+            with translating("GetObject (resuming)", bucket, key):
+                resp = await client.get_object(
+                    Bucket=bucket, Key=key, Range=f"bytes={offset}-{last}", IfMatch=head.etag
+                )
+        except (PreconditionFailedError, ObjectNotFoundError) as exc:
+            raise changed from exc
+        body: StreamingBody = resp["Body"]
+        expected = f"bytes {offset}-{last}/{head.size}"
+        if resp.get("ETag", "").strip('"') != head.etag.strip('"'):
+            body.close()
+            raise changed
+        if resp.get("ContentRange") != expected:
+            body.close()
+            raise StorageError(
+                f"GetObject {where}: resuming asked for {expected} but the server answered "
+                f"Content-Range {resp.get('ContentRange')!r}"
+            )
+        return body
 
     async def get_to_file(self, bucket: str, key: str, dest: Path) -> ObjectHead:
         """Stream an object into ``dest`` (created or truncated) in 1 MiB chunks.
@@ -991,6 +1199,31 @@ class S3Storage:
             resp = await client.put_object(**params)
         return PutResult(etag=resp.get("ETag", ""), version_id=resp.get("VersionId"))
 
+    async def copy(
+        self, bucket: str, source_key: str, key: str, *, if_none_match: bool = False
+    ) -> PutResult:
+        """CopyObject within ``bucket``, metadata and object settings copied (≤ 5 GB)."""
+        client = await self._s3()
+        params: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "CopySource": {"Bucket": bucket, "Key": source_key},
+            "MetadataDirective": "COPY",
+        }
+        if if_none_match:
+            params["IfNoneMatch"] = "*"
+        with translating("CopyObject", bucket, key, conditional=if_none_match):
+            try:
+                resp = await client.copy_object(**params)
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND_CODES:
+                    raise ObjectNotFoundError(
+                        f"s3://{bucket}/{source_key} does not exist (CopyObject to {key})"
+                    ) from exc
+                raise
+        result = resp.get("CopyObjectResult", {})
+        return PutResult(etag=result.get("ETag", ""), version_id=resp.get("VersionId"))
+
     async def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
         """Delete one object; a missing key is not an error, a missing bucket is.
 
@@ -1010,7 +1243,10 @@ class S3Storage:
                 code = _error_code(exc)
                 if "IfMatch" in params and code in _NOT_FOUND_CODES:
                     return  # already gone (AWS answers 404 to a conditional delete)
-                if "IfMatch" in params and code in _CONDITION_REFUSED_CODES:
+                if "IfMatch" in params and (
+                    code == "InvalidArgument"
+                    or _refuses_condition(code, *_client_error_parts(exc)[1:])
+                ):
                     _log.info("the server refuses conditional deletes; deleting unconditionally")
                     self._conditional_deletes = False
                     await client.delete_object(Bucket=bucket, Key=key)
@@ -1028,29 +1264,63 @@ class S3Storage:
         if not keys:
             return []
         client = await self._s3()
-        failures: list[DeleteFailure] = []
         batchable = [k for k in keys if _xml_safe(k)]
-        for key in keys:
-            if not _xml_safe(key):
-                try:
-                    await self.delete(bucket, key)
-                except (AccessDeniedError, StorageError) as exc:
-                    failures.append(DeleteFailure(key, type(exc).__name__, str(exc)))
+        failures = await self._delete_one_by_one(bucket, [k for k in keys if not _xml_safe(k)])
         for start in range(0, len(batchable), self._delete_batch_size):
             batch = batchable[start : start + self._delete_batch_size]
-            with translating(f"DeleteObjects ({len(batch)} keys)", bucket, None):
-                resp = await client.delete_objects(
-                    Bucket=bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                )
-            failures.extend(
-                DeleteFailure(
-                    key=err.get("Key", ""),
-                    code=err.get("Code", ""),
-                    message=err.get("Message", ""),
-                )
-                for err in resp.get("Errors", [])
-            )
+            if self._batch_deletes:
+                failures.extend(await self._delete_batch(client, bucket, batch))
+            else:
+                failures.extend(await self._delete_one_by_one(bucket, batch))
+        return failures
+
+    async def _delete_batch(
+        self, client: S3Client, bucket: str, keys: Sequence[str]
+    ) -> list[DeleteFailure]:
+        """One DeleteObjects, re-sending the keys it failed with a transient per-key error
+        (``SlowDown``, ``InternalError``...: inside a 200 answer, so botocore never
+        retries them) up to ``max_attempts`` times; the remaining per-key failures."""
+        pending = list(keys)
+        for attempt in range(1, self._config.max_attempts + 2):
+            try:
+                with translating(f"DeleteObjects ({len(pending)} keys)", bucket, None):
+                    resp = await client.delete_objects(
+                        Bucket=bucket,
+                        Delete={"Objects": [{"Key": k} for k in pending], "Quiet": True},
+                    )
+            except (InvalidArgumentError, ConditionalWriteNotSupportedError, StorageError) as exc:
+                code = exc.response["Error"]["Code"]
+                if code not in _MULTI_DELETE_REFUSED_CODES:
+                    raise
+                # A store without DeleteObjects (older GCS XML API): one by one from now on.
+                _log.info("the server refuses DeleteObjects (%s); deleting one by one", code)
+                self._batch_deletes = False
+                return await self._delete_one_by_one(bucket, pending)
+            errors = resp.get("Errors", [])
+            transient = [e for e in errors if e.get("Code") in _TRANSIENT_DELETE_CODES]
+            if not transient or attempt > self._config.max_attempts:
+                return [
+                    DeleteFailure(e.get("Key", ""), e.get("Code", ""), e.get("Message", ""))
+                    for e in errors
+                ]
+            failed_for_good = [e for e in errors if e not in transient]
+            if failed_for_good:
+                return [
+                    DeleteFailure(e.get("Key", ""), e.get("Code", ""), e.get("Message", ""))
+                    for e in failed_for_good
+                ] + await self._delete_batch(client, bucket, [e["Key"] for e in transient])
+            pending = [e["Key"] for e in transient]
+            await anyio.sleep(s3_compat.backoff_delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _delete_one_by_one(self, bucket: str, keys: Sequence[str]) -> list[DeleteFailure]:
+        """DeleteObject for each key; the failures, as DeleteObjects reports them."""
+        failures: list[DeleteFailure] = []
+        for key in keys:
+            try:
+                await self.delete(bucket, key)
+            except (AccessDeniedError, StorageError) as exc:
+                failures.append(DeleteFailure(key, exc.response["Error"]["Code"], str(exc)))
         return failures
 
     # -- buckets --------------------------------------------------------------------
@@ -1086,18 +1356,20 @@ class S3Storage:
         with translating("HeadBucket", bucket, None):
             await client.head_bucket(Bucket=bucket)
 
-    async def list_buckets(self) -> BucketListing:
-        """All buckets of the account and their owner, following continuation tokens."""
+    async def list_buckets(self, *, region: str | None = None) -> BucketListing:
+        """All buckets of the account and their owner, following continuation tokens.
+
+        With ``region``, the server is asked for that region's buckets (``BucketRegion``);
+        a bucket it lists without a region (servers that ignore the parameter) is kept
+        only if GetBucketLocation places it there.
+        """
         client = await self._s3()
         buckets: list[BucketInfo] = []
         owner: dict[str, str] = {}
-        token: str | None = None
+        params: dict[str, Any] = {} if region is None else {"BucketRegion": region}
         while True:
             with translating("ListBuckets"):
-                if token is None:
-                    resp = await client.list_buckets()
-                else:
-                    resp = await client.list_buckets(ContinuationToken=token)
+                resp = await client.list_buckets(**params)
             owner = owner or {k: str(v) for k, v in resp.get("Owner", {}).items()}
             for item in resp.get("Buckets", []):
                 created = item.get("CreationDate")
@@ -1110,7 +1382,38 @@ class S3Storage:
                 )
             token = resp.get("ContinuationToken") or None
             if token is None:
-                return BucketListing(buckets, owner)
+                break
+            params["ContinuationToken"] = token
+        if region is not None:
+            buckets = [b for b in await self._with_regions(buckets) if b.region == region]
+        return BucketListing(buckets, owner)
+
+    async def _with_regions(self, buckets: list[BucketInfo]) -> list[BucketInfo]:
+        """``buckets`` with each unknown region asked of GetBucketLocation."""
+        client = await self._s3()
+        found: dict[str, str | None] = {}
+        limiter = anyio.CapacityLimiter(16)
+
+        async def locate(name: str) -> None:
+            async with limiter:
+                try:
+                    with translating("GetBucketLocation", name, None):
+                        resp = await client.get_bucket_location(Bucket=name)
+                except (BucketNotFoundError, AccessDeniedError):
+                    found[name] = None  # gone meanwhile, or not ours to ask
+                    return
+            # S3 reports us-east-1 as no constraint, and old eu-west-1 buckets as "EU".
+            constraint = resp.get("LocationConstraint") or DEFAULT_REGION
+            found[name] = "eu-west-1" if constraint == "EU" else constraint
+
+        async with anyio.create_task_group() as tg:
+            for b in buckets:
+                if b.region is None:
+                    tg.start_soon(locate, b.name)
+        return [
+            b if b.region is not None else dataclasses.replace(b, region=found.get(b.name))
+            for b in buckets
+        ]
 
     async def get_bucket_acl(self, bucket: str) -> dict[str, Any]:
         """The bucket ACL as plain dicts: ``{"Owner": {...}, "Grants": [...]}``."""

@@ -4,7 +4,9 @@ A bucket written by deltaglider holds four kinds of keys (SPEC §2):
 
 * ``<dir>/reference.bin``: a directory's reference, never shown as a user object;
 * ``<dir>/<name>.delta``: a delta, shown as ``<dir>/<name>`` (its *logical* key);
-* ``.deltaglider/...`` at the bucket root: deltaglider's own files (the stats cache);
+* ``.deltaglider/...`` at the bucket root: deltaglider's own files (the stats cache, and
+  temporary copies ``.deltaglider/tmp/<sha256>/<expiry>/<name>``: rehydrated files behind
+  presigned links, and references being dropped);
 * anything else: a user object stored as it is.
 
 Everything that lists, counts, deletes or migrates keys asks this module instead of testing
@@ -17,7 +19,19 @@ from enum import StrEnum
 
 from .._models import DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME
 
-__all__ = ["KeyRole", "is_hidden", "logical_key", "role", "stored_keys"]
+__all__ = [
+    "TEMP_PREFIX",
+    "KeyRole",
+    "is_hidden",
+    "logical_key",
+    "parse_temp_copy",
+    "role",
+    "stored_keys",
+    "temp_copy_key",
+]
+
+#: Where temporary copies live; a lifecycle rule on it may expire them server side.
+TEMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"
 
 
 class KeyRole(StrEnum):
@@ -59,3 +73,20 @@ def stored_keys(logical: str) -> tuple[str, ...]:
     if role(logical) is KeyRole.DELTA:
         return (logical,)
     return (logical, logical + DELTA_SUFFIX)
+
+
+def temp_copy_key(sha256: str, expiry: int, name: str) -> str:
+    """The key of a temporary copy of a file with SHA-256 ``sha256`` called ``name``,
+    to be kept until ``expiry`` (Unix seconds): content-addressed, so that readers can
+    find any copy of some bytes by their SHA-256 alone (``TEMP_PREFIX + sha256 + "/"``)."""
+    return f"{TEMP_PREFIX}{sha256}/{expiry}/{name}"
+
+
+def parse_temp_copy(key: str) -> tuple[str, int] | None:
+    """``(sha256, expiry)`` of a temporary copy's key; None for any other key."""
+    if not key.startswith(TEMP_PREFIX):
+        return None
+    parts = key[len(TEMP_PREFIX) :].split("/")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])

@@ -106,6 +106,15 @@ def decode_name(value: str) -> str:
     return value
 
 
+def encode_own(name: str) -> str:
+    """:func:`encode_name` for a value that names the object's own name or key (its
+    ``dg-original-name``, its directory's ``dg-ref-key``): a header-safe ASCII name is
+    written as it is even when it reads as a percent-encoding (``pct%C3%A9/``), as 6.x
+    writes it, because the reader compares it with the object's own key first
+    (:func:`_decode_own`) and takes it literally when it matches."""
+    return name if _header_safe(name) else encode_name(name)
+
+
 def _decode_own(value: str, own: str) -> str:
     """Decode a name or key, unless it is literally ``own`` (the object's own name or key).
 
@@ -193,9 +202,40 @@ def _join_dir(key: str, relative: str) -> str:
     return head + slash + relative
 
 
+#: The fields deltaglider writers record (by their canonical names).
+_FIELDS = (
+    "tool",
+    "original_name",
+    "file_sha256",
+    "file_size",
+    "md5",
+    "created_at",
+    "ref_key",
+    "ref_path",
+    "ref_sha256",
+    "delta_size",
+    "delta_cmd",
+    "note",
+    "compression",
+    "source_name",
+)
+
+
 def is_claimed(metadata: Mapping[str, str]) -> bool:
-    """True when metadata marks an object as written by a deltaglider (``dg-*`` keys)."""
-    return any(k.lower().startswith(_CLAIM_PREFIXES) for k in metadata)
+    """True when ``metadata`` marks an object as written by a deltaglider.
+
+    That is a known field under a ``dg-``/``dg_`` name (``dg-file-sha256``...), or a
+    64-digit hex SHA-256 under the bare ``file_sha256``/``file-sha256`` early 6.x releases
+    wrote. Anything else, such as a user's own ``ref-key``, ``tool`` or ``dg-owner``, is
+    the metadata of a plain object, served as it is.
+    """
+    meta = {k.lower(): v for k, v in metadata.items()}
+    for name in _FIELDS:
+        dashed = name.replace("_", "-")
+        if meta.get(f"dg-{dashed}") or meta.get(f"dg_{name}"):
+            return True
+    bare = meta.get("file_sha256") or meta.get("file-sha256")
+    return bare is not None and bool(_HEX.match(bare))
 
 
 def decode(head: ObjectHead) -> StoredMeta:
@@ -207,7 +247,8 @@ def decode(head: ObjectHead) -> StoredMeta:
     the file (copied by a tool that dropped ``x-amz-meta-*``), or deltaglider metadata
     without a well-formed SHA-256 to verify the bytes against.
     """
-    meta = {k.lower(): v for k, v in head.metadata.items()}
+    # A plain object's own metadata is never read as deltaglider's, whatever its names.
+    meta = {k.lower(): v for k, v in head.metadata.items()} if is_claimed(head.metadata) else {}
     sha = _lookup(meta, "file_sha256")
     note = _lookup(meta, "note")
     compression = _lookup(meta, "compression")
@@ -216,10 +257,14 @@ def decode(head: ObjectHead) -> StoredMeta:
     own_reference = own_dir + "reference.bin"
     raw_ref_key, raw_ref_path = _lookup(meta, "ref_key"), meta.get("dg-ref-path")
     recorded_ref = _decode_own(raw_ref_key, own_reference) if raw_ref_key else None
-    local_ref = (
+    # The delta's own directory's reference: named by dg-ref-path, else (deltas of 6.x
+    # and other writers that record only dg-ref-key) the one SPEC §2 puts there; copies
+    # made by other tools find their reference there once the original is gone.
+    named_local = (
         _join_dir(head.key, _decode_own(raw_ref_path, "reference.bin")) if raw_ref_path else None
     )
-    ref_key = recorded_ref or local_ref
+    local_ref = named_local or own_reference
+    ref_key = recorded_ref or named_local
     created = _lookup(meta, "created_at")
     created_at = parse_timestamp(created) if created else None
     if created_at is None:
@@ -230,18 +275,23 @@ def decode(head: ObjectHead) -> StoredMeta:
     explicit_direct = compression == "none" or note == PASSTHROUGH_NOTE
     is_delta_key = head.key.endswith(".delta")
 
+    raw_size = _lookup(meta, "file_size")
+    size = _int_or_none(raw_size)
     problem: str | None = None
     if sha is not None and not _HEX.match(sha):
         problem = f"its recorded SHA-256 {sha!r} is not 64 hexadecimal digits"
     elif sha is None and is_delta_key and not explicit_direct:
         problem = (
-            "it is stored as an xdelta3 delta but carries no deltaglider metadata "
-            "(dg-file-sha256, dg-ref-key...): a tool that copied it dropped its "
-            "x-amz-meta-* headers, so its bytes are a patch that cannot be turned back into "
-            "the file"
+            "it is named like a deltaglider delta but carries no deltaglider metadata: "
+            "either a delta whose x-amz-meta-* headers a copying tool dropped (its bytes "
+            "are a patch that cannot be turned back into the file), or a plain file whose "
+            "own name ends in .delta, which deltaglider cannot hold under that name (read "
+            "it with plain S3 tools)"
         )
-    elif sha is None and (is_claimed(meta) or ref_key is not None):
+    elif sha is None and meta:
         problem = "it carries deltaglider metadata but no dg-file-sha256 to verify its bytes"
+    elif raw_size is not None and (size is None or size < 0):
+        problem = f"its recorded size {raw_size!r} is not a number of bytes"
     if sha is not None:
         sha = sha.lower()
 
@@ -256,7 +306,6 @@ def decode(head: ObjectHead) -> StoredMeta:
     else:
         kind = ObjectKind.DELTA
 
-    size = _int_or_none(_lookup(meta, "file_size"))
     if size is None and kind in (ObjectKind.DIRECT, ObjectKind.REFERENCE, ObjectKind.PLAIN):
         size = head.size
     return StoredMeta(
@@ -379,9 +428,9 @@ def delta_metadata(
     command without names) is written instead. A caller given None stores the file direct.
     """
     meta = _common(tool, sha256, size, md5, created_at)
-    meta["dg-original-name"] = encode_name(original_name)
+    meta["dg-original-name"] = encode_own(original_name)
     # Keys under a non-ASCII prefix are percent-encoded like names: values must be ASCII.
-    meta["dg-ref-key"] = encode_name(ref_key)
+    meta["dg-ref-key"] = encode_own(ref_key)
     meta["dg-ref-path"] = encode_name(ref_key.rpartition("/")[2])
     meta["dg-ref-sha256"] = ref_sha256
     meta["dg-delta-size"] = str(delta_size)
@@ -414,7 +463,7 @@ def direct_metadata(
     meta["dg-note"] = PASSTHROUGH_NOTE
     meta["dg-compression"] = "none"
     meta.update({f"{USER_PREFIX}{k}": v for k, v in user_metadata.items()})
-    name = encode_name(original_name)
+    name = encode_own(original_name)
     if fits({**meta, "dg-original-name": name}):
         meta["dg-original-name"] = name
     return meta

@@ -23,6 +23,7 @@ from .._errors import (
     DiffError,
     DiffToolNotFoundError,
     IntegrityError,
+    ObjectChangedError,
     ObjectNotFoundError,
     UnverifiableObjectError,
     single_errors,
@@ -213,7 +214,7 @@ class Reader:
             try:
                 with translating_local(local_name or dest, "write"):
                     digest, hit, current = await self._reconstruct_unverified(resolved, dest)
-            except ObjectNotFoundError:
+            except (ObjectNotFoundError, ObjectChangedError):
                 if attempt == _RACE_ATTEMPTS - 1:
                     raise
                 # Replaced by the name's other form since it was resolved.
@@ -237,17 +238,23 @@ class Reader:
         raise AssertionError("unreachable")
 
     def _check(self, current: ResolvedObject, digest: FileDigest) -> None:
+        """The rule every read and ``verify`` apply: the bytes have the recorded SHA-256
+        and size (:class:`IntegrityError` naming the difference otherwise)."""
         expected = current.meta.file_sha256
         where = f"s3://{current.stored.bucket}/{current.stored.key}"
         if expected and digest.sha256 != expected:
             self._ctx.metrics.increment("deltaglider.integrity.failed")
-            raise IntegrityError(
-                f"{where}: reconstructed sha256 {digest.sha256} does not match the recorded "
-                f"{expected}"
+            raise _Checked(
+                f"{where}: sha256 mismatch: the stored data is corrupted (read "
+                f"{digest.sha256}, recorded {expected})",
+                digest.sha256,
             )
         if current.meta.file_size is not None and digest.size != current.meta.file_size:
-            raise IntegrityError(
-                f"{where}: reconstructed {digest.size} bytes, expected {current.meta.file_size}"
+            self._ctx.metrics.increment("deltaglider.integrity.failed")
+            raise _Checked(
+                f"{where}: read {digest.size} bytes, but {current.meta.file_size} are recorded: "
+                "the stored data or its metadata is corrupted",
+                digest.sha256,
             )
 
     async def _reconstruct_unverified(
@@ -313,8 +320,10 @@ class Reader:
             for path, _, _ in fetched:
                 await remove_quietly(path)
 
-    async def _verified_read(self, resolved: ResolvedObject, path: Path) -> tuple[FileDigest, str]:
-        """The digest of the bytes read for ``verify`` and the SHA-256 their version records.
+    async def _verified_read(
+        self, resolved: ResolvedObject, path: Path
+    ) -> tuple[FileDigest, ResolvedObject]:
+        """The digest of the bytes read for ``verify``, and the version they are of.
 
         Like :meth:`reconstruct_current`, a version replaced meanwhile is resolved again.
         """
@@ -323,17 +332,18 @@ class Reader:
                 digest, _, current = await self._reconstruct_unverified(
                     resolved, path, use_cache=False
                 )
-            except ObjectNotFoundError:
+            except (ObjectNotFoundError, ObjectChangedError):
                 if attempt == _RACE_ATTEMPTS - 1:
                     raise
                 key = ObjectKey(resolved.stored.bucket, resolved.logical_key)
                 resolved = await self.resolve(key)
                 continue
-            return digest, current.meta.file_sha256 or ""
+            return digest, current
         raise AssertionError("unreachable")
 
     async def verify(self, key: ObjectKey) -> VerifyResult:
-        """Reconstruct ``key`` and compare its SHA-256; ``valid`` is False on corruption.
+        """Reconstruct ``key`` and check it as every read does (SHA-256 and size);
+        ``valid`` is False on corruption, with the reason in ``details``.
 
         A missing object still raises :class:`ObjectNotFoundError`.
         """
@@ -348,9 +358,13 @@ class Reader:
         try:
             try:
                 # Judge the bucket, not this machine's cached copy of the reference.
-                digest, expected = await self._verified_read(resolved, path)
+                digest, current = await self._verified_read(resolved, path)
+                expected = current.meta.file_sha256 or ""
+                current.check_readable()
+                self._check(current, digest)
             except IntegrityError as exc:
-                return VerifyResult(False, operation, expected, None, str(exc))
+                actual = None if not isinstance(exc, _Checked) else exc.actual
+                return VerifyResult(False, operation, expected, actual, str(exc))
             if not expected:
                 return VerifyResult(
                     True,
@@ -359,17 +373,17 @@ class Reader:
                     digest.sha256,
                     "plain S3 object: no recorded sha256 to compare",
                 )
-            if digest.sha256 != expected:
-                return VerifyResult(
-                    False,
-                    operation,
-                    expected,
-                    digest.sha256,
-                    "sha256 mismatch: the stored data is corrupted",
-                )
             return VerifyResult(True, operation, expected, digest.sha256, "sha256 matches")
         finally:
             await remove_quietly(path)
+
+
+class _Checked(IntegrityError):
+    """Bytes read whole that do not match their metadata; ``actual`` is their SHA-256."""
+
+    def __init__(self, message: str, actual: str) -> None:
+        super().__init__(message)
+        self.actual = actual
 
 
 def _create_new(path: Path) -> None:

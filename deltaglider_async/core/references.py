@@ -10,7 +10,8 @@ A deltaspace's ``reference.bin`` is what its deltas are encoded against (SPEC §
   was encoded against must still be the stored one; if it vanished (its last other delta
   was deleted meanwhile) it is restored from the verified local copy.
 * **drop** (:meth:`ReferenceStore.drop_unused`): a reference no delta needs is deleted by
-  the operation that made it unneeded.
+  the operation that made it unneeded, through a temporary copy that brings it back if a
+  writer elsewhere stored a delta against it meanwhile.
 * **read** (:meth:`ReferenceStore.fetch_for_delta`): a delta is decoded against the
   reference whose SHA-256 matches its ``dg-ref-sha256``: its recorded ``dg-ref-key``, or the
   reference of its own directory (``dg-ref-path``) when the recorded one is gone or lies
@@ -37,18 +38,23 @@ from .._errors import (
     PreconditionFailedError,
     StorageError,
 )
-from .._models import DeltaSpace
+from .._models import REFERENCE_NAME, DeltaSpace
 from ..ports.hash import FileDigest
 from ..ports.storage import PROTECTION_SETTINGS, ObjectHead
 from . import metadata as meta_codec
 from . import planner
 from .context import CoreContext, read_head, remove_quietly
-from .keys import KeyRole, role
+from .keys import TEMP_PREFIX, KeyRole, role, temp_copy_key
 
 __all__ = ["Reference", "ReferenceStore"]
 
 #: Attempts at finding a reference that keeps being deleted and re-created under us.
 ATTEMPTS = 3
+#: Largest object one CopyObject request copies (S3's limit, 5 GB).
+_MAX_COPY_SIZE = 5 * 1000**3
+#: How long the temporary copy of a dropped reference may outlive a crashed dropper, in
+#: seconds, before ``purge_temp_files`` (or a lifecycle rule) removes it.
+_KEEP_SECONDS = 24 * 3600
 
 
 @dataclass(slots=True)
@@ -260,19 +266,63 @@ class ReferenceStore:
     async def drop_unused(self, space: DeltaSpace) -> bool:
         """Delete the space's reference when no ``.delta`` is left in it; True if deleted.
 
+        A writer in another process may store a delta between the LIST that finds none
+        and the DELETE, and confirm the reference just before it goes. So the reference is
+        first copied (server side) to a temporary copy ``.deltaglider/tmp/<sha256>/...``,
+        then deleted (``If-Match``), then the space is LISTed again: a delta that appeared
+        meanwhile gets its reference back from the copy. Either that second LIST sees the
+        writer's delta, or the writer's confirmation comes later and sees the reference
+        gone (and restores it itself). Readers find the copy by SHA-256 while it exists.
+        A reference too large for one server-side copy (5 GB) is kept instead.
+
         Puts of this service that stored a delta meanwhile wait for this to finish before
-        they confirm their reference (and restore it if it was deleted under them).
+        they confirm their reference.
         """
         ctx = self._ctx
+        bucket, key = space.bucket, space.reference_key
         async with ctx.space_locks.hold(space):
             with ctx.dropping.running(space):
                 if await self.has_delta(space):
                     return False
-                if await ctx.storage.head(space.bucket, space.reference_key) is None:
+                head = await ctx.storage.head(bucket, key)
+                if head is None:
                     return False
-                await ctx.storage.delete(space.bucket, space.reference_key)
-                ctx.logger.info("deleted unused reference", key=space.reference_key)
-                return True
+                if head.size > _MAX_COPY_SIZE:
+                    ctx.logger.info("keeping an unused reference too large to drop safely", key=key)
+                    return False
+                sha = meta_codec.decode(head).file_sha256 or head.etag.strip('"')
+                keep = temp_copy_key(
+                    sha, int(ctx.clock.now().timestamp()) + _KEEP_SECONDS, REFERENCE_NAME
+                )
+                await ctx.storage.copy(bucket, key, keep)
+                try:
+                    try:
+                        await ctx.storage.delete(bucket, key, if_match=head.etag)
+                    except PreconditionFailedError:
+                        return False  # replaced meanwhile: the new one is someone's
+                    if await self.has_delta(space):
+                        ctx.logger.warning(
+                            "a delta was stored while its reference was being dropped; "
+                            "restoring the reference",
+                            key=key,
+                        )
+                        await self._restore_copy(bucket, keep, key)
+                        return False
+                    ctx.logger.info("deleted unused reference", key=key)
+                    return True
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await ctx.storage.delete(bucket, keep)
+
+    async def _restore_copy(self, bucket: str, copy: str, key: str) -> None:
+        """Put the reference back from its temporary copy, unless a writer already did."""
+        try:
+            await self._ctx.storage.copy(bucket, copy, key, if_none_match=True)
+        except PreconditionFailedError:
+            pass  # a writer restored it from its own copy: the same bytes
+        except ConditionalWriteNotSupportedError:
+            if await self._ctx.storage.head(bucket, key) is None:
+                await self._ctx.storage.copy(bucket, copy, key)
 
     async def has_delta(self, space: DeltaSpace) -> bool:
         """True when some ``.delta`` object lies directly in ``space``."""
@@ -307,6 +357,36 @@ class ReferenceStore:
         corruption of the bucket, not a missing object.
         """
         tried: list[str] = []
+        for _ in range(2):
+            tried = []
+            found = await self._fetch_candidates(bucket, meta, tried, use_cache)
+            if found is not None:
+                return found
+            if not meta.ref_sha256:
+                break
+            # A reference being dropped lives on as a temporary copy until its dropper has
+            # checked that no delta needs it (see drop_unused), then is put back or gone:
+            # look there, and once more where it is put back.
+            copies = self._ctx.storage.iter_objects(bucket, f"{TEMP_PREFIX}{meta.ref_sha256}/")
+            async for info in copies:
+                try:
+                    return await self.fetch(bucket, info.key, meta.ref_sha256, use_cache=use_cache)
+                except (ObjectNotFoundError, _Mismatch):
+                    continue
+        raise IntegrityError(
+            f"s3://{bucket}/{delta_key}: no reference with its recorded sha256 "
+            f"{meta.ref_sha256}: {'; '.join(tried) or 'its metadata names none'}"
+        )
+
+    async def _fetch_candidates(
+        self,
+        bucket: str,
+        meta: meta_codec.StoredMeta,
+        tried: list[str],
+        use_cache: bool,
+    ) -> tuple[Path, str, bool] | None:
+        """The first of ``meta.ref_candidates`` with the recorded SHA-256; what failed goes
+        into ``tried``."""
         for ref_key in meta.ref_candidates:
             expected = meta.ref_sha256
             try:
@@ -322,10 +402,7 @@ class ReferenceStore:
                 tried.append(f"s3://{bucket}/{ref_key} is missing")
             except _Mismatch as exc:
                 tried.append(str(exc))
-        raise IntegrityError(
-            f"s3://{bucket}/{delta_key}: no reference with its recorded sha256 "
-            f"{meta.ref_sha256}: {'; '.join(tried) or 'its metadata names none'}"
-        )
+        return None
 
     async def fetch(
         self, bucket: str, ref_key: str, expected_sha: str | None, *, use_cache: bool = True

@@ -55,6 +55,7 @@ from .._models import (
     DeltaSpace,
     PutAction,
     PutSummary,
+    savings_percent,
 )
 from ..ports.hash import FileDigest
 from ..ports.storage import PROTECTION_SETTINGS, ObjectHead
@@ -122,6 +123,12 @@ class _PutState:
     ref: Reference | None = None
     created_reference: bool = False
     delta_written: bool = False
+    #: ETag and stamp of the delta this put wrote, so that undoing it never deletes
+    #: another writer's version of the name.
+    delta_etag: str | None = None
+    delta_stamp: datetime | None = None
+    #: The reference that delta was encoded against.
+    delta_ref: Reference | None = None
     confirmed: bool = False
 
     def mark_created(self) -> None:
@@ -367,7 +374,9 @@ class Writer:
                 )
                 await self._unwrite_delta(upload, state)
                 return None
-            await self._put_delta_object(upload, ref, stamp, delta_path)
+            state.delta_etag = await self._put_delta_object(upload, ref, stamp, delta_path)
+            state.delta_stamp = stamp
+            state.delta_ref = ref
             state.delta_written = True
             if await self._refs.confirm(upload.space, ref):
                 state.confirmed = True
@@ -388,8 +397,29 @@ class Writer:
     async def _unwrite_delta(self, upload: _Upload, state: _PutState) -> None:
         """Delete the unconfirmed delta an earlier attempt of this put stored."""
         if state.delta_written and not state.confirmed:
-            await self._ctx.storage.delete(upload.space.bucket, upload.delta_key)
+            await self._delete_own_delta(upload, state)
             state.delta_written = False
+
+    async def _delete_own_delta(self, upload: _Upload, state: _PutState) -> None:
+        """Delete the delta this put wrote, only if it is still that one.
+
+        Another writer of the name may have replaced it meanwhile, and its version must
+        survive this put's failure: the delete is conditional on this put's ETag
+        (``If-Match``), after a HEAD that also compares the stamp (two writers of the same
+        bytes make the same ETag). A server that ignores ``If-Match`` on DELETE narrows
+        this to the time between the HEAD and the DELETE.
+        """
+        bucket = upload.space.bucket
+        head = await self._ctx.storage.head(bucket, upload.delta_key)
+        if head is None or head.etag != state.delta_etag:
+            return
+        stamp = meta_codec.decode(head).created_at
+        mine = state.delta_stamp
+        if stamp is None or mine is None:
+            return  # cannot tell: better an orphan delta than another writer's loss
+        if meta_codec.format_timestamp(stamp) != meta_codec.format_timestamp(mine):
+            return
+        await self._delete_if_unchanged(bucket, head)
 
     async def _put_delta_object(
         self, upload: _Upload, ref: Reference, stamp: datetime, delta_path: Path
@@ -450,7 +480,7 @@ class Writer:
             size=upload.digest.size,
             delta_size=delta.size,
             ratio=f"{planner.delta_ratio(delta.size, upload.digest.size):.4f}",
-            saved=f"{(upload.digest.size - stored) / upload.digest.size:.1%}",
+            saved=f"{savings_percent(upload.digest.size, stored):.1f}%",
         )
         return PutSummary(
             operation="PUT_DELTA",
@@ -477,15 +507,21 @@ class Writer:
         """Undo what a failed or cancelled delta put left behind (shielded, time-bounded).
 
         A delta written but not confirmed may point at a reference that is gone or was
-        replaced: delete it, so no delta ever names a reference it was not encoded against.
-        A reference this put created and no delta uses is dropped too.
+        replaced. It is confirmed now if it can be: it is then a complete version of the
+        name, possibly the newest (it may have replaced another writer's), and stays, as
+        an S3 PUT whose answer was lost stays. Otherwise it is deleted (only if it is still
+        this put's), so no delta ever names a reference it was not encoded against. A
+        reference this put created and no delta uses is dropped too.
         """
         if state.confirmed or not (state.delta_written or state.created_reference):
             return
         with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True):
             try:
-                if state.delta_written:
-                    await self._ctx.storage.delete(upload.space.bucket, upload.delta_key)
+                # Only against the reference it was encoded against, if still held here.
+                if state.delta_written and state.ref is not None and state.delta_ref is state.ref:
+                    state.confirmed = await self._refs.confirm(upload.space, state.ref)
+                if state.delta_written and not state.confirmed:
+                    await self._delete_own_delta(upload, state)
                 if state.created_reference:
                     await self._refs.drop_unused(upload.space)
             except Exception as exc:

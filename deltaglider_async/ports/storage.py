@@ -48,7 +48,9 @@ class ObjectHead:
     """HEAD of one stored object. ``metadata`` keys are lower-case, without ``x-amz-meta-``.
 
     ``settings`` holds the object settings S3 returned (``CacheControl``,
-    ``ServerSideEncryption``, ``StorageClass``... by their boto3 names).
+    ``ServerSideEncryption``, ``StorageClass``... by their boto3 names); ``checksums`` the
+    checksums S3 keeps for the stored bytes (``ChecksumCRC32``, ``ChecksumSHA256``...,
+    base64, and ``ChecksumType``), where the server reports them.
     """
 
     key: str
@@ -59,6 +61,7 @@ class ObjectHead:
     content_type: str | None = None
     version_id: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,17 @@ class StoragePort(Protocol):
         """Upload a small in-memory body in one request."""
         ...
 
+    async def copy(
+        self, bucket: str, source_key: str, key: str, *, if_none_match: bool = False
+    ) -> PutResult:
+        """Copy an object of at most 5 GB within ``bucket``, server side, with its metadata.
+
+        With ``if_none_match`` only if ``key`` does not exist (as :meth:`put_file`).
+        Raises :class:`ObjectNotFoundError` when ``source_key`` does not exist and
+        :class:`InvalidArgumentError` when it is larger than one copy request allows.
+        """
+        ...
+
     async def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
         """Delete one object; deleting a missing key is not an error.
 
@@ -257,8 +271,9 @@ class StoragePort(Protocol):
         """Raise ``BucketNotFoundError``/``AccessDeniedError`` unless the bucket is usable."""
         ...
 
-    async def list_buckets(self) -> BucketListing:
-        """All buckets of the account, and their owner."""
+    async def list_buckets(self, *, region: str | None = None) -> BucketListing:
+        """All buckets of the account (only those in ``region`` when given, each with its
+        region filled in), and their owner."""
         ...
 
     async def get_bucket_acl(self, bucket: str) -> dict[str, Any]:

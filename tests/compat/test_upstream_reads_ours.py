@@ -195,6 +195,19 @@ def _non_ascii_directory() -> list[Upload]:
     ]
 
 
+def _percent_looking_directories() -> list[Upload]:
+    # ASCII names that also read as percent-encodings (of "pcté", of a control character):
+    # written as they are, as 6.x writes them, so 6.x finds the reference.
+    uploads = []
+    for n, directory in enumerate(["pct%C3%A9", "a%01b", "100%", "x%2Fy"]):
+        uploads.append(
+            Upload(directory, "app-1.0.0.zip", release("zip", 0, seed=20 + n), REFERENCE)
+        )
+        uploads.append(Upload(directory, "app-1.0.1.zip", release("zip", 1, seed=20 + n), DELTA))
+    uploads.append(Upload("pct%C3%A9", "%41%42-1.0.2.zip", release("zip", 2, seed=20), DELTA))
+    return uploads
+
+
 def _too_different() -> list[Upload]:
     # The second zip shares nothing with the reference: its delta is ~100 % of its size,
     # above max_ratio (0.5), so it is stored direct beside the reference's deltas.
@@ -273,6 +286,7 @@ CASES = [
         _NON_ASCII_REF_KEY,
     ),
     Case("directories", _directories),
+    Case("percent-looking-directories", _percent_looking_directories),
     Case("many-versions", lambda: _versions("zip", "releases/many", 5, seed=13)),
     Case("too-different", _too_different),
     Case("compressed-target-plain-reference", _compressed_target_plain_reference),

@@ -90,6 +90,42 @@ def test_constructor_over_a_service(env: LocalS3, moto_bucket: str, releases: li
         assert client.verify(f"s3://{moto_bucket}/svc/{releases[0].name}")
 
 
+def test_a_client_over_a_service_reports_what_is_in_force(
+    env: LocalS3, moto_bucket: str, releases: list[Path]
+) -> None:
+    config = deltaglider.DeltaGliderConfig.from_env()
+    ports = (
+        S3Storage(config),
+        XDelta3Diff(),
+        StdlibHasher(),
+        EncryptedReferenceCache(),
+        UtcClock(),
+        StdLogger(),
+        NoopMetrics(),
+    )
+    with DeltaService(*ports, max_ratio=0.0001) as service:
+        # An endpoint the service does not use is refused, not reported.
+        with pytest.raises(deltaglider.InvalidArgumentError, match="endpoint_url"):
+            DeltaGliderClient(service, endpoint_url="http://127.0.0.1:1")
+        client = DeltaGliderClient(service)
+        assert client.config.endpoint_url == env.endpoint_url
+        assert client.config.max_ratio == 0.0001
+        assert env.endpoint_url in repr(client)
+        summary = client.upload(releases[0], f"s3://{moto_bucket}/svc/")
+        assert summary.is_delta
+        assert not client.upload(releases[1], f"s3://{moto_bucket}/svc/").is_delta
+
+
+def test_the_blocking_body_reads_lines_like_botocores(env: LocalS3, moto_bucket: str) -> None:
+    text = b"first\nsecond\r\nthird\rlast"
+    with create_client() as client:
+        client.put_object(Bucket=moto_bucket, Key="lines.txt", Body=text)
+        with client.get_object(Bucket=moto_bucket, Key="lines.txt")["Body"] as body:
+            assert list(body.iter_lines(chunk_size=3)) == [b"first", b"second", b"third", b"last"]
+        with client.get_object(Bucket=moto_bucket, Key="lines.txt")["Body"] as body:
+            assert body.readlines() == text.splitlines(keepends=True)
+
+
 # --------------------------------------------------------------------------- list_objects
 
 

@@ -19,7 +19,8 @@ from deltaglider_async import AsyncDeltaGliderClient, IntegrityError
 from deltaglider_async.testing import LocalS3
 from tests.archives import make_zip_versions
 
-from .support import head_metadata, list_keys, rewrite_object
+from .support import head_metadata, list_keys, rewrite_object, sha256_file
+from .test_upstream_fixture import load_fixture_bucket, user_objects
 
 
 @pytest.fixture
@@ -107,3 +108,31 @@ async def test_a_local_reference_with_other_bytes_is_not_used(
         await client.download(f"s3://{bucket}/backup/{versions[1].name}", tmp_path / "x")
     assert not (tmp_path / "x").exists()
     assert not await client.verify(f"s3://{bucket}/backup/{versions[1].name}")
+
+
+async def test_a_copied_6x_directory_survives_the_original(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    other_bucket: str,
+    s3_admin: Any,
+    fixtures_dir: Path,
+    tmp_path: Path,
+) -> None:
+    # 6.x records dg-ref-key only (no dg-ref-path): the copy's own directory is still
+    # where its reference is looked for once the recorded one is gone.
+    manifest = load_fixture_bucket(s3_admin, bucket, fixtures_dir)
+    copy_tree(s3_admin, bucket, "releases/", bucket, "backup/")
+    copy_tree(s3_admin, bucket, "releases/", other_bucket, "x/")
+    await client.delete_objects_recursive(Bucket=bucket, Prefix="releases/")
+    assert list_keys(s3_admin, bucket, "releases/") == {}
+    for obj in user_objects(manifest):
+        logical = obj["key"].removesuffix(".delta")
+        original = manifest["originals"][logical.rpartition("/")[2]]
+        for url in (
+            f"s3://{bucket}/backup/{logical.removeprefix('releases/')}",
+            f"s3://{other_bucket}/x/{logical.removeprefix('releases/')}",
+        ):
+            out = tmp_path / "out"
+            await client.download(url, out)
+            assert sha256_file(out) == original["sha256"], url
+            assert await client.verify(url), url

@@ -175,3 +175,77 @@ async def test_a_range_of_a_tampered_direct_object_is_refused(
     async with response["Body"] as body:
         assert await body.read() == data[4990:5011]
     assert response["ContentRange"] == f"bytes 4990-5010/{len(data)}"
+
+
+def replace_metadata(s3_admin: Any, bucket: str, key: str, change: dict[str, str | None]) -> None:
+    """The object's metadata with ``change`` applied (None removes a name)."""
+    metadata = dict(s3_admin.head_object(Bucket=bucket, Key=key)["Metadata"])
+    for name, value in change.items():
+        if value is None:
+            metadata.pop(name, None)
+        else:
+            metadata[name] = value
+    drop_metadata(s3_admin, bucket, key, keep=metadata)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"dg-file-size": "abc"}, id="size-not-a-number"),
+        pytest.param({"dg-file-size": "-3"}, id="size-negative"),
+    ],
+)
+async def test_unreadable_delta_metadata_is_refused_by_every_read_and_verify(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    s3_admin: Any,
+    versions: list[Path],
+    tmp_path: Path,
+    change: dict[str, str | None],
+) -> None:
+    name = await store_two_versions(client, bucket, versions)
+    replace_metadata(s3_admin, bucket, name + ".delta", change)
+    # head_object included: it would report the patch's size and ETag as the file's.
+    assert await every_read_refuses(client, bucket, name, tmp_path) == []
+    assert not await client.verify(f"s3://{bucket}/{name}")
+
+
+async def test_a_recorded_size_that_contradicts_the_bytes_fails_reads_and_verify_alike(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    s3_admin: Any,
+    versions: list[Path],
+    tmp_path: Path,
+) -> None:
+    name = await store_two_versions(client, bucket, versions)
+    replace_metadata(s3_admin, bucket, name + ".delta", {"dg-file-size": "5"})
+    with pytest.raises(IntegrityError, match="5 are recorded"):
+        await client.download(f"s3://{bucket}/{name}", tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists()
+    result = await client.service.verify(ObjectKey(bucket, name))
+    assert not result.valid
+    assert "5 are recorded" in (result.details or "")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"ref-key": "something"},
+        {"ref_key": "rel/reference.bin"},
+        {"file-sha256": "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="},
+        {"tool": "my-own-tool", "note": "hello"},
+        {"dg-owner": "team"},
+    ],
+)
+async def test_plain_objects_whose_metadata_looks_like_deltaglider_are_served(
+    client: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, metadata: dict[str, str]
+) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="plain/data.bin", Body=b"plain bytes", Metadata=metadata)
+    response = await client.get_object(Bucket=bucket, Key="plain/data.bin")
+    async with response["Body"] as body:
+        assert await body.read() == b"plain bytes"
+    assert response["Metadata"] == metadata
+    head = await client.head_object(Bucket=bucket, Key="plain/data.bin")
+    assert head["ContentLength"] == len(b"plain bytes")
+    assert head["DeltaGlider"]["StoredAs"] == "plain"
+    assert await client.verify(f"s3://{bucket}/plain/data.bin")

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from deltaglider_async import AsyncDeltaGliderClient
+from deltaglider_async import AsyncDeltaGliderClient, ObjectKey
 from deltaglider_async.testing import LocalS3
 from tests.archives import make_zip_versions
 
@@ -64,8 +64,9 @@ async def test_reads_during_overwrites_return_whole_versions(
                 problems.append(f"get_object {n}: not a version written")
             if response["ContentLength"] != len(data):
                 problems.append(f"get_object {n}: ContentLength of another version")
-            if not await reader.verify(f"s3://{bucket}/race/x.zip"):
-                problems.append(f"verify {n}: False for intact data")
+            result = await reader.service.verify(ObjectKey(bucket, "race/x.zip"))
+            if not result.valid:
+                problems.append(f"verify {n}: False for intact data: {result.details}")
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(overwrite)
