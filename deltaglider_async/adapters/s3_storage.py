@@ -78,6 +78,7 @@ from ..ports.storage import (
     StoragePort,
 )
 from . import s3_compat
+from .s3_connections import ConnectionHolders
 
 if TYPE_CHECKING:
     from aiobotocore.response import StreamingBody
@@ -487,8 +488,9 @@ class S3ObjectBody:
         head: ObjectHead,
         resume: Resume | None = None,
         attempts: int = 0,
+        holders: ConnectionHolders | None = None,
     ) -> None:
-        self._stream: StreamingBody = response["Body"]
+        self._stream: StreamingBody | None = response["Body"]
         self._bucket = bucket
         self._key = key
         self._head = head
@@ -503,6 +505,11 @@ class S3ObjectBody:
         self._resumes = 0
         self._eof = False
         self._closed = False
+        self._busy = 0
+        self._parks = 0
+        self._holders = holders if resume is not None else None
+        if self._holders is not None:
+            self._holders.touch(self)
 
     @property
     def head(self) -> ObjectHead:
@@ -524,6 +531,36 @@ class S3ObjectBody:
         """How many times a failed connection was resumed."""
         return self._resumes
 
+    @property
+    def parks(self) -> int:
+        """How many times this body gave its idle connection back to the pool."""
+        return self._parks
+
+    @property
+    def busy(self) -> bool:
+        """True while a read is in progress."""
+        return self._busy > 0
+
+    def park(self) -> None:
+        """Drop the connection now; the next read resumes with a ranged ``If-Match`` GET.
+
+        Called by the adapter when the pool runs short (see ``s3_connections``). Does
+        nothing for a body that is busy, finished or closed.
+        """
+        if self._busy or self._closed or self._eof or self._stream is None:
+            return
+        if self._resume is None:
+            return
+        self._stream.close()
+        self._stream = None
+        self._parks += 1
+        _log.debug(
+            "parked the idle GetObject body of s3://%s/%s at byte %d to free a pooled connection",
+            self._bucket,
+            self._key,
+            self._first + self._consumed,
+        )
+
     async def read(self, amt: int | None = None) -> bytes:
         """Read ``amt`` bytes (fewer only at the end; all remaining when ``None`` or < 0)."""
         if self._closed:
@@ -532,19 +569,36 @@ class S3ObjectBody:
             return b""
         wanted = None if amt is None or amt < 0 else amt
         buffer = bytearray()
-        while wanted is None or len(buffer) < wanted:
-            chunk = await self._read_some(
-                DOWNLOAD_CHUNK_SIZE if wanted is None else wanted - len(buffer)
-            )
-            if not chunk:
-                self._eof = True
-                break
-            buffer += chunk
+        self._busy += 1
+        try:
+            while wanted is None or len(buffer) < wanted:
+                chunk = await self._read_some(
+                    DOWNLOAD_CHUNK_SIZE if wanted is None else wanted - len(buffer)
+                )
+                if not chunk:
+                    self._eof = True
+                    break
+                buffer += chunk
+        finally:
+            self._busy -= 1
+            if self._holders is not None:
+                if self._eof or self._stream is None:
+                    self._holders.drop(self)
+                else:
+                    self._holders.touch(self)
         return bytes(buffer)
 
     async def _read_some(self, amt: int) -> bytes:
         """Up to ``amt`` bytes from the connection, resuming it if it fails."""
         while True:
+            if self._stream is None:
+                # Parked to free a pooled connection: continue where it stopped.
+                if self._consumed >= self._content_length:
+                    return b""
+                assert self._resume is not None
+                if self._holders is not None:
+                    self._holders.make_room()
+                self._stream = await self._resume(self._first + self._consumed)
             try:
                 chunk = await self._stream.read(amt)
             except _TRANSPORT_ERRORS as exc:
@@ -575,7 +629,9 @@ class S3ObjectBody:
             type(exc).__name__,
             exc,
         )
-        self._stream.close()
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
         await anyio.sleep(s3_compat.backoff_delay(self._resumes))
         self._stream = await self._resume(offset)
 
@@ -591,9 +647,13 @@ class S3ObjectBody:
         if self._closed:
             return
         self._closed = True
+        if self._holders is not None:
+            self._holders.drop(self)
         # A fully read aiohttp response has already returned its connection to the pool;
         # close() then does nothing, otherwise it drops the half-read connection.
-        self._stream.close()
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -652,6 +712,9 @@ class S3Storage:
         self._lock: anyio.Lock | None = None
         self._conditional_deletes = True
         self._batch_deletes = True
+        self._pool_size = max(10, config.concurrency * 2, config.metadata_concurrency)
+        # GET bodies kept open may hold at most half the pool (see s3_connections).
+        self._holders = ConnectionHolders(self._pool_size // 2)
 
     @property
     def config(self) -> DeltaGliderConfig:
@@ -672,7 +735,7 @@ class S3Storage:
             retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
             connect_timeout=cfg.connect_timeout,
             read_timeout=cfg.read_timeout,
-            max_pool_connections=max(10, cfg.concurrency * 2, cfg.metadata_concurrency),
+            max_pool_connections=self._pool_size,
             # botocore >= 1.36 adds CRC checksums by default, which some S3-compatible
             # stores reject or answer with whole-object checksums on ranged GETs.
             request_checksum_calculation="when_required",
@@ -876,6 +939,7 @@ class S3Storage:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if range is not None:
             params["Range"] = range
+        self._holders.make_room()
         with translating("GetObject", bucket, key):
             resp = await client.get_object(**params)
         where = f"GetObject s3://{bucket}/{key}"
@@ -914,6 +978,7 @@ class S3Storage:
             head=head,
             resume=functools.partial(self._resume_get, bucket, key, head, last),
             attempts=self._config.max_attempts,
+            holders=self._holders,
         )
 
     async def _resume_get(

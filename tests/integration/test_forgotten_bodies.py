@@ -1,0 +1,79 @@
+"""Bodies kept open without being closed never freeze the client.
+
+Each ``get_object`` body of a directly stored object holds a pooled connection until it
+is read to the end or closed. Past half the pool, the least recently read idle bodies
+give their connection back (they are *parked*) and resume with a ranged ``If-Match``
+GET on their next read: later calls answer at once, and every kept body still yields
+exactly its own bytes, or ObjectChangedError when its version was replaced meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from deltaglider_async import AsyncDeltaGliderClient, ObjectChangedError
+from deltaglider_async.testing import LocalS3
+
+# Large enough that a body is not already complete in the socket buffers when returned.
+SIZE = 1024 * 1024
+KEPT = 40
+# A hang guard only: without parking the 33rd call waits forever.
+GUARD_SECONDS = 120
+
+
+def payload(index: int) -> bytes:
+    seed = hashlib.sha256(str(index).encode()).digest()
+    return (seed * (SIZE // len(seed) + 1))[:SIZE]
+
+
+@pytest.fixture
+async def client(s3_server: LocalS3) -> AsyncIterator[AsyncDeltaGliderClient]:
+    async with AsyncDeltaGliderClient(s3_server.config()) as opened:
+        yield opened
+
+
+async def test_forty_unclosed_bodies_leave_the_client_responsive(
+    client: AsyncDeltaGliderClient, bucket: str, s3_admin: Any
+) -> None:
+    for index in range(KEPT):
+        s3_admin.put_object(Bucket=bucket, Key=f"plain/{index}.bin", Body=payload(index))
+    kept = []
+    with anyio.fail_after(GUARD_SECONDS):
+        for index in range(KEPT):
+            response = await client.get_object(Bucket=bucket, Key=f"plain/{index}.bin")
+            assert await response["Body"].read(10) == payload(index)[:10]
+            kept.append(response["Body"])
+        head = await client.head_object(Bucket=bucket, Key="plain/0.bin")
+        assert head["ContentLength"] == SIZE
+        listed = await client.list_objects(Bucket=bucket, Prefix="plain/")
+        assert listed["KeyCount"] == KEPT
+        # Every kept body still gives the rest of its own object, in order.
+        for index, body in enumerate(kept):
+            assert await body.read() == payload(index)[10:]
+            await body.close()
+
+
+async def test_a_parked_body_never_mixes_in_a_newer_version(
+    client: AsyncDeltaGliderClient, bucket: str, s3_admin: Any
+) -> None:
+    for index in range(KEPT):
+        s3_admin.put_object(Bucket=bucket, Key=f"plain/{index}.bin", Body=payload(index))
+    kept = []
+    with anyio.fail_after(GUARD_SECONDS):
+        for index in range(KEPT):
+            response = await client.get_object(Bucket=bucket, Key=f"plain/{index}.bin")
+            await response["Body"].read(10)
+            kept.append(response["Body"])
+        # The oldest bodies were parked to make room; replace the first object now.
+        s3_admin.put_object(Bucket=bucket, Key="plain/0.bin", Body=payload(1000))
+        with pytest.raises(ObjectChangedError, match="replaced while being read"):
+            await kept[0].read()
+        for index, body in enumerate(kept[1:], start=1):
+            assert await body.read() == payload(index)[10:]
+        for body in kept:
+            await body.close()
