@@ -17,6 +17,14 @@ Facts about xdelta3 3.0.11 this module relies on (measured, see the tests):
   part of the output. A delta cut exactly at a window boundary (every 8 MiB of target)
   decodes with status 0 to a shorter output: VCDIFF has no end marker, so the caller must
   verify the SHA-256 of what it decoded.
+
+What the installed binary can do differs between builds: upstream 3.2.0 is built without
+the ``fgk`` secondary compressor (``-S fgk`` encodes fail, and fgk deltas made by 3.0.11
+do not decode: "unavailable secondary compressor"). The default settings (no ``-S``:
+xdelta3's own default) work with 3.0.11 and 3.2.x in both directions. So at first use the
+adapter reads the version (``xdelta3 -V``) and, when a secondary compressor is
+configured, encodes a few bytes with it; an unusable setting is a
+:class:`DiffToolUnsupportedError` naming the version, raised before any data is touched.
 """
 
 from __future__ import annotations
@@ -24,19 +32,28 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Final
 
 import anyio
+import anyio.to_thread
 from anyio.abc import Process
 from anyio.lowlevel import RunVar
 
 from .._config import DEFAULT_MAX_WINDOW
-from .._errors import DiffError, DiffToolNotFoundError, InvalidArgumentError, LocalFileError
+from .._errors import (
+    DiffError,
+    DiffToolNotFoundError,
+    DiffToolUnsupportedError,
+    InvalidArgumentError,
+    LocalFileError,
+)
 from ..ports.logger import LoggerPort
 
 __all__ = [
@@ -55,6 +72,10 @@ MIN_WINDOW: Final = 512 * 1024
 MAX_WINDOW: Final = 2 * 1024 * 1024 * 1024
 _SECONDARIES: Final = frozenset({"djw", "lzma", "fgk", "none"})
 _STDERR_TAIL: Final = 2048
+_VERSION_RE: Final = re.compile(rb"Xdelta version (\S+)")
+_PROBE_TIMEOUT: Final = 30.0
+# What xdelta3 says when a delta needs a secondary compressor this build lacks.
+_MISSING_SECONDARY: Final = ("unavailable secondary compressor", "not compiled secondary")
 _REAP_TIMEOUT: Final = 5.0
 
 
@@ -133,6 +154,18 @@ async def _kill_and_reap(process: Process) -> None:
             await process.aclose()
 
 
+def _encode_probe(binary: str, secondary: str) -> subprocess.CompletedProcess[bytes]:
+    """Encode a few bytes with ``-S secondary`` in a scratch directory (blocking)."""
+    with tempfile.TemporaryDirectory(prefix="deltaglider-xdelta3-probe-") as tmp:
+        source, target, out = (Path(tmp) / name for name in ("source", "target", "out"))
+        source.write_bytes(b"deltaglider probe " * 64)
+        target.write_bytes(b"deltaglider probe, changed " * 64)
+        args = [binary, "-e", "-S", secondary, "-f", "-s", str(source), str(target), str(out)]
+        return subprocess.run(
+            args, stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT, check=False
+        )
+
+
 class XDelta3Diff:
     """:class:`~deltaglider_async.ports.DiffPort` implemented by the ``xdelta3`` binary.
 
@@ -178,6 +211,14 @@ class XDelta3Diff:
             f"deltaglider-xdelta3-limiter-{id(self)}"
         )
         self._running = 0
+        self._version: str | None = None
+        self._checked_binary: str | None = None
+        self._unsupported: DiffToolUnsupportedError | None = None
+
+    @property
+    def version(self) -> str | None:
+        """The version the binary reported at first use (``"3.0.11"``), else ``None``."""
+        return self._version
 
     @property
     def running(self) -> int:
@@ -245,7 +286,7 @@ class XDelta3Diff:
         Raises :class:`DiffError` when xdelta3 fails (``out`` is then removed) and
         :class:`DiffToolNotFoundError` when it is not installed.
         """
-        binary = self.binary()
+        binary = await self._checked()
         window = await self._window(reference)
         args = [
             binary,
@@ -270,7 +311,7 @@ class XDelta3Diff:
         (``out`` is then removed). A delta truncated at a window boundary can decode
         without error to a shorter output: callers verify the SHA-256 of ``out``.
         """
-        binary = self.binary()
+        binary = await self._checked()
         window = await self._window(reference)
         args = [
             binary,
@@ -286,6 +327,53 @@ class XDelta3Diff:
             _path_arg(out),
         ]
         await self._run("decode", args, out)
+
+    async def _checked(self) -> str:
+        """The binary, after checking once that it can do what is configured.
+
+        Raises :class:`DiffToolUnsupportedError` (every time, once found) when the
+        configured secondary compressor does not work with the installed build.
+        """
+        binary = self.binary()
+        if self._checked_binary != binary:
+            self._version = await self._read_version(binary)
+            self._unsupported = await self._probe_secondary(binary)
+            self._checked_binary = binary
+        if self._unsupported is not None:
+            raise self._unsupported
+        return binary
+
+    async def _read_version(self, binary: str) -> str | None:
+        try:
+            with anyio.fail_after(_PROBE_TIMEOUT):
+                done = await anyio.run_process(
+                    [binary, "-V"], stdin=subprocess.DEVNULL, check=False
+                )
+        except (OSError, TimeoutError):
+            return None
+        match = _VERSION_RE.search(done.stdout + done.stderr)
+        return None if match is None else match.group(1).decode("ascii", "replace")
+
+    async def _probe_secondary(self, binary: str) -> DiffToolUnsupportedError | None:
+        secondary = self._secondary
+        if secondary is None or secondary == "none":
+            return None
+        try:
+            done = await anyio.to_thread.run_sync(_encode_probe, binary, secondary)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return DiffToolUnsupportedError(
+                f"xdelta3 {self._version or '(unknown version)'} at {binary} could not be "
+                f"checked for the secondary compressor {secondary!r}: {exc}"
+            )
+        if done.returncode == 0:
+            return None
+        said = done.stderr.decode("utf-8", "replace").strip() or "(no output)"
+        return DiffToolUnsupportedError(
+            f"xdelta3 {self._version or '(unknown version)'} at {binary} cannot encode with "
+            f"the secondary compressor {secondary!r} ({said}): configure xdelta_secondary "
+            "as None (the default), 'djw', 'lzma' or 'none', or install an xdelta3 built "
+            f"with {secondary!r} (Debian's 3.0.11 has fgk; upstream 3.2.0 does not)"
+        )
 
     async def _window(self, reference: Path) -> int:
         try:
@@ -357,6 +445,13 @@ class XDelta3Diff:
 
         if returncode != 0:
             message = tail.decode("utf-8", errors="replace").strip() or "(no output)"
+            if any(said in message for said in _MISSING_SECONDARY):
+                raise DiffToolUnsupportedError(
+                    f"xdelta3 {self._version or '(unknown version)'} cannot {operation}: the "
+                    f"delta needs a secondary compressor this build lacks ({message}); use "
+                    "an xdelta3 built with it (Debian's 3.0.11 has fgk; upstream 3.2.0 "
+                    "does not)"
+                )
             raise DiffError(
                 f"xdelta3 {operation} {_describe_exit(returncode)}: {message}",
             )

@@ -22,6 +22,7 @@ import anyio.to_thread
 from .._errors import (
     DiffError,
     DiffToolNotFoundError,
+    DiffToolUnsupportedError,
     IntegrityError,
     ObjectChangedError,
     ObjectNotFoundError,
@@ -306,8 +307,8 @@ class Reader:
             try:
                 with ctx.timed("deltaglider.xdelta3.decode"):
                     await ctx.diff.decode(ref_path, delta_path, dest)
-            except DiffToolNotFoundError:
-                raise
+            except (DiffToolNotFoundError, DiffToolUnsupportedError):
+                raise  # the local tool, not the stored data
             except DiffError as exc:
                 ctx.metrics.increment("deltaglider.integrity.failed")
                 raise IntegrityError(
