@@ -340,6 +340,7 @@ class DeltaGliderClient:
     download_batch = _blocking(lambda c: c.download_batch)
     migrate = _blocking(lambda c: c.migrate)
     get_bucket_stats = _blocking(lambda c: c.get_bucket_stats)
+    cleanup = _blocking(lambda c: c.cleanup)
 
 
 async def _get_object(

@@ -16,6 +16,8 @@ from ._body import AsyncStreamingBody as AsyncStreamingBody
 from ._bulk import ItemResult as ItemResult
 from ._bulk import Progress as Progress
 from ._bulk import ProgressCallback as ProgressCallback
+from ._cleanup import CleanupReport as CleanupReport
+from ._cleanup import StaleUpload as StaleUpload
 from ._client import AsyncDeltaGliderClient as AsyncDeltaGliderClient
 from ._client import ClientState as ClientState
 from ._config import DeltaGliderConfig as DeltaGliderConfig
@@ -84,6 +86,7 @@ __all__ = [
     "BucketNotFoundError",
     "BucketResponse",
     "BucketStats",
+    "CleanupReport",
     "ClientClosedError",
     "ClientState",
     "ConditionalWriteNotSupportedError",
@@ -125,6 +128,7 @@ __all__ = [
     "ReservedKeyError",
     "ResponseMetadata",
     "S3Url",
+    "StaleUpload",
     "StorageError",
     "StoredAs",
     "UnverifiableObjectError",

@@ -15,7 +15,6 @@ then raises :class:`ClientClosedError`.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import binascii
 import dataclasses
@@ -25,9 +24,6 @@ import inspect
 import logging
 import os
 import re
-import secrets
-import shutil
-import tempfile
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -37,6 +33,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar, cast
@@ -45,7 +42,7 @@ from urllib.parse import quote, urlencode
 import anyio
 import anyio.to_thread
 
-from . import _bulk, _migrate, _stats
+from . import _bulk, _cleanup, _migrate, _stats
 from . import _rehydrate as rehydrate
 from . import _responses as shape
 from ._body import AsyncStreamingBody
@@ -83,6 +80,7 @@ from ._models import (
     UploadSummary,
 )
 from ._response_metadata import recording
+from ._scratch import ScratchDir
 from ._stats import StatsMode
 from .adapters.logging import LOGGER_NAME, hold_log_level, release_log_level
 from .core import metadata as meta_codec
@@ -91,7 +89,7 @@ from .core.keys import is_hidden
 from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
 from .core.planner import check_user_key, validate_ratio
 from .core.service import AsyncDeltaService, ResolvedObject
-from .ports.storage import ObjectHead, ObjectInfo
+from .ports.storage import MultipartUploadsPort, ObjectHead, ObjectInfo
 
 __all__ = ["AsyncDeltaGliderClient", "ClientState"]
 
@@ -130,30 +128,6 @@ def _api(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any
             return await method(*args, **kwargs)
 
     return wrapper
-
-
-class _WorkDir:
-    """The client's private temp directory (mode 0700), made on first use, removed at exit."""
-
-    def __init__(self) -> None:
-        self.path: Path | None = None
-        self.pid = os.getpid()
-
-    def new_path(self, label: str) -> Path:
-        if self.path is None:
-            # mkdtemp is one syscall; doing it inline avoids two tasks racing to make two.
-            self.path = Path(tempfile.mkdtemp(prefix="deltaglider-client-"))
-            self.pid = os.getpid()
-            atexit.register(self.remove)
-        return self.path / f"{secrets.token_hex(8)}-{label}"
-
-    def remove(self) -> None:
-        path, self.path = self.path, None
-        if path is not None:
-            atexit.unregister(self.remove)
-            # A forked child inherits this hook; the directory belongs to the parent.
-            if self.pid == os.getpid():
-                shutil.rmtree(path, ignore_errors=True)
 
 
 class AsyncDeltaGliderClient:
@@ -202,7 +176,7 @@ class AsyncDeltaGliderClient:
             hold_log_level(self, self._config.log_level)
         self._state = ClientState.UNOPENED
         self._bodies: set[AsyncStreamingBody] = set()
-        self._work = _WorkDir()
+        self._work = ScratchDir("client")
         self._key_order = ListingOrder()
 
     # ------------------------------------------------------------------ lifecycle
@@ -1255,6 +1229,41 @@ class AsyncDeltaGliderClient:
         """
         return await _stats.get_bucket_stats(
             self, bucket, mode, use_cache=use_cache, refresh_cache=refresh_cache
+        )
+
+    @_api
+    async def cleanup(
+        self,
+        s3_url: str,
+        older_than: timedelta | float | str = _cleanup.DEFAULT_OLDER_THAN,
+        dry_run: bool = False,
+    ) -> _cleanup.CleanupReport:
+        """Abort the incomplete multipart uploads under ``s3_url`` older than ``older_than``.
+
+        ``s3_url`` is ``s3://bucket/`` or ``s3://bucket/prefix`` (keys as stored, so a
+        prefix ``rel/`` covers ``rel/app.zip.delta`` too). ``older_than`` is a timedelta,
+        seconds, or text such as ``24h``/``7d`` (default 24 hours): a process killed
+        mid-upload leaves its upload open and billed, and only its age tells it from
+        another writer's live upload of the same key. ``dry_run`` reports without
+        aborting. Returns a :class:`CleanupReport` (``aborted``, ``kept``, ``failed``).
+
+        Raises :class:`InvalidURLError`, :class:`InvalidArgumentError` for a bad age,
+        :class:`BucketNotFoundError`; an abort that fails is in ``failed``.
+        """
+        url = S3Url.parse(s3_url)
+        age = _cleanup.parse_age(older_than)
+        storage = self._bundle.storage
+        if not isinstance(storage, MultipartUploadsPort):
+            raise InvalidArgumentError(
+                f"{type(storage).__name__} has no multipart uploads to clean up"
+            )
+        return await _cleanup.abort_stale_uploads(
+            storage,
+            url.bucket,
+            url.key,
+            older_than=age,
+            now=self._bundle.service.clock.now(),
+            dry_run=dry_run,
         )
 
 

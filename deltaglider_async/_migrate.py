@@ -14,9 +14,6 @@ import fnmatch
 import hashlib
 import logging
 import re
-import secrets
-import shutil
-import tempfile
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +31,7 @@ from ._errors import (
 )
 from ._models import DELTA_SUFFIX, REFERENCE_NAME, ObjectKey, S3Url, UploadSummary
 from ._responses import user_metadata
+from ._scratch import ScratchDir
 from .adapters.logging import LOGGER_NAME
 from .core import metadata as meta_codec
 from .core.keys import KeyRole, logical_key, role
@@ -317,14 +315,10 @@ async def migrate(
         pass  # prefix-scoped credentials may not HEAD the bucket; the writes will tell
     sources = await _list_sources(client, src.bucket, src_prefix, included, excluded, checked_shard)
 
-    work: Path | None = None
+    work = ScratchDir("migrate")
 
     def new_path() -> Path:
-        nonlocal work
-        if work is None:
-            # mode 0700, like the service's own work directory
-            work = Path(tempfile.mkdtemp(prefix="deltaglider-migrate-"))
-        return work / f"{secrets.token_hex(8)}.object"
+        return work.new_path("object")
 
     jobs: list[Job[_Outcome]] = []
     for item in sources:
@@ -353,9 +347,9 @@ async def migrate(
             size_of=lambda o: o.size if o.action == "migrated" else 0,
         )
     finally:
-        if work is not None:
+        if work.created is not None:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+                await anyio.to_thread.run_sync(work.remove)
     return _report(
         f"s3://{src.bucket}/{src_prefix}", f"s3://{dst.bucket}/{dst_prefix}", dry_run, results
     )

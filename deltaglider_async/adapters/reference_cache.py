@@ -1,7 +1,7 @@
 """The reference cache: content-addressed copies of references, encrypted at rest.
 
-Layout: one private directory (``tempfile.mkdtemp(prefix="deltaglider-")``, mode 0700)
-holding one file per entry, named by the SHA-256 of the plaintext. Entries are written
+Layout: one private directory (a ``ScratchDir``: ``deltaglider-cache-*``, mode 0700, with
+its owner record) holding one file per entry, named by the SHA-256 of the plaintext. Entries are written
 to a temporary file in the same directory and renamed into place, so a reader sees a
 whole entry or none.
 
@@ -23,12 +23,10 @@ inherited cache starts a directory and key of its own and leaves the parent's al
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
@@ -39,6 +37,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._errors import ClientClosedError, IntegrityError, InvalidArgumentError, StorageError
+from .._scratch import ScratchDir
 
 if TYPE_CHECKING:
     from _hashlib import HASH
@@ -90,27 +89,20 @@ class _Session:
     """
 
     def __init__(self, root: Path | None) -> None:
-        if root is not None:
-            root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix="deltaglider-", dir=root))
+        self._scratch = ScratchDir("cache", root)
+        self.path = self._scratch.path()
         self.pid = os.getpid()
         self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
-        atexit.register(self.remove_at_exit)
 
     def owned(self) -> bool:
         return self.pid == os.getpid()
 
-    def remove_at_exit(self) -> None:
-        if self.owned():
-            shutil.rmtree(self.path, ignore_errors=True)
-
     def remove(self) -> None:
-        atexit.unregister(self.remove_at_exit)
-        self.remove_at_exit()
+        self._scratch.remove()
 
     def forget(self) -> None:
         """Stop tracking the directory without touching it (it belongs to another process)."""
-        atexit.unregister(self.remove_at_exit)
+        self._scratch.forget()
 
 
 def _open_temp(directory: Path) -> tuple[BinaryIO, Path]:

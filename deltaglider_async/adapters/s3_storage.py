@@ -71,6 +71,8 @@ from ..ports.storage import (
     BucketListing,
     DeleteFailure,
     ListPage,
+    MultipartUpload,
+    MultipartUploadsPort,
     ObjectBody,
     ObjectHead,
     ObjectInfo,
@@ -1120,8 +1122,15 @@ class S3Storage:
             await anyio.lowlevel.checkpoint()  # a cancellation that arrived meanwhile
             if _retried(created):
                 # The answer to an earlier attempt was lost: that attempt may have started
-                # an upload no one would ever complete or abort.
-                await self._abort_other_uploads(client, bucket, key, upload_id)
+                # an upload nobody will complete. It cannot be told apart from another
+                # writer's live upload of the same key, so it is left to `cleanup`
+                # (--older-than) or the bucket's AbortIncompleteMultipartUpload rule.
+                _log.info(
+                    "CreateMultipartUpload of s3://%s/%s was retried: an earlier attempt may "
+                    "have left an open upload (remove stale ones with deltaglider cleanup)",
+                    bucket,
+                    key,
+                )
             parts = await self._upload_parts(client, bucket, key, src, size, upload_id)
             complete: dict[str, Any] = {
                 "Bucket": bucket,
@@ -1192,25 +1201,47 @@ class S3Storage:
             raise leaf from leaf.__cause__
         return etags
 
-    async def _abort_other_uploads(
-        self, client: S3Client, bucket: str, key: str, keep: str
-    ) -> None:
-        """Abort the in-progress uploads of exactly ``key`` other than ``keep``.
+    async def list_multipart_uploads(
+        self, bucket: str, prefix: str
+    ) -> AsyncIterator[MultipartUpload]:
+        """Every in-progress multipart upload under ``prefix`` (all ListMultipartUploads
+        pages, keys as stored)."""
+        client = await self._s3()
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            with translating("ListMultipartUploads", bucket, prefix or None):
+                page = await client.list_multipart_uploads(**params)
+            for upload in page.get("Uploads", []):
+                key, upload_id = upload.get("Key"), upload.get("UploadId")
+                if key is None or upload_id is None:
+                    continue
+                initiated = upload.get("Initiated")
+                yield MultipartUpload(
+                    key=key,
+                    upload_id=upload_id,
+                    initiated=None
+                    if initiated is None
+                    else _utc(initiated, f"ListMultipartUploads s3://{bucket}/{key}"),
+                )
+            next_key = page.get("NextKeyMarker")
+            if not page.get("IsTruncated") or not next_key:
+                return
+            params["KeyMarker"] = next_key
+            next_id = page.get("NextUploadIdMarker")
+            if next_id:
+                params["UploadIdMarker"] = next_id
+            else:
+                params.pop("UploadIdMarker", None)
 
-        Only called after a retried CreateMultipartUpload. Another writer's concurrent
-        upload of the same key is aborted too: its completion then fails cleanly, which is
-        better than leaving an orphan upload that is billed until a lifecycle rule removes it.
-        """
-        try:
-            with translating("ListMultipartUploads", bucket, key):
-                listed = await client.list_multipart_uploads(Bucket=bucket, Prefix=key)
-        except DeltaGliderError as exc:
-            _log.warning("could not list multipart uploads of s3://%s/%s: %s", bucket, key, exc)
-            return
-        for upload in listed.get("Uploads", []):
-            other = upload.get("UploadId")
-            if upload.get("Key") == key and other and other != keep:
-                await self._abort_multipart(client, bucket, key, other)
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an upload already gone (``NoSuchUpload``) is not an error."""
+        client = await self._s3()
+        with translating("AbortMultipartUpload", bucket, key):
+            try:
+                await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":
+                    raise
 
     async def _abort_multipart(
         self, client: S3Client, bucket: str, key: str, upload_id: str
@@ -1529,3 +1560,4 @@ if TYPE_CHECKING:
     # Static proof that the adapter implements the ports (checked by mypy, free at runtime).
     _storage_port: type[StoragePort] = S3Storage
     _body_port: type[ObjectBody] = S3ObjectBody
+    _uploads_port: type[MultipartUploadsPort] = S3Storage

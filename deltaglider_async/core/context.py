@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ import anyio
 import anyio.to_thread
 
 from .._errors import translating_local
+from .._scratch import ScratchDir
 from ..ports.cache import ReferenceCachePort
 from ..ports.clock import ClockPort
 from ..ports.diff import DiffPort
@@ -52,21 +51,27 @@ class CoreContext:
     metrics: MetricsPort
     tool_version: str
     work_root: Path | None = None
-    work_dir: Path | None = None
+    scratch: ScratchDir | None = None
     space_locks: KeyedLocks = field(default_factory=KeyedLocks)
     dropping: KeyedActivity = field(default_factory=KeyedActivity)
 
+    @property
+    def work_dir(self) -> Path | None:
+        """The private work directory, if it was made."""
+        return None if self.scratch is None else self.scratch.created
+
     def tmp(self, label: str) -> Path:
-        """A fresh path in the private work directory (mode 0700, made on first use)."""
-        if self.work_dir is None:
-            self.work_dir = Path(tempfile.mkdtemp(prefix="deltaglider-work-", dir=self.work_root))
-        return self.work_dir / f"{secrets.token_hex(8)}-{label}"
+        """A fresh path in the private work directory (mode 0700, made on first use,
+        removed by :meth:`remove_work_dir` or at interpreter exit)."""
+        if self.scratch is None:
+            self.scratch = ScratchDir("work", self.work_root)
+        return self.scratch.new_path(label)
 
     async def remove_work_dir(self) -> None:
         """Remove the work directory and everything in it; idempotent."""
-        work, self.work_dir = self.work_dir, None
-        if work is not None:
-            await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+        scratch, self.scratch = self.scratch, None
+        if scratch is not None and scratch.created is not None:
+            await anyio.to_thread.run_sync(scratch.remove)
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:

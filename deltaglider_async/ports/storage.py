@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 #: Object settings a caller may give a PUT and read back from a HEAD or GET, by their
 #: boto3 names (the response carries the ones S3 returns).
@@ -125,6 +125,16 @@ class BucketListing:
 
     def __len__(self) -> int:
         return len(self.buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """One in-progress multipart upload (ListMultipartUploads): not yet completed or
+    aborted, so its parts are stored and billed but belong to no object."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 class ObjectBody(Protocol):
@@ -293,4 +303,18 @@ class StoragePort(Protocol):
         http_method: str | None = None,
     ) -> str:
         """A presigned URL for ``operation`` (e.g. ``get_object``) with ``params``."""
+        ...
+
+
+@runtime_checkable
+class MultipartUploadsPort(Protocol):
+    """Finding and aborting in-progress multipart uploads (a maintenance task, not a
+    core one: an upload left open by a killed process is billed until aborted)."""
+
+    def list_multipart_uploads(self, bucket: str, prefix: str) -> AsyncIterator[MultipartUpload]:
+        """Every in-progress upload whose key starts with ``prefix``, all pages."""
+        ...
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """Abort one upload; one already gone is not an error."""
         ...

@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from deltaglider_async._errors import ClientClosedError, IntegrityError, InvalidArgumentError
+from deltaglider_async._scratch import OWNER_FILE
 from deltaglider_async.adapters.reference_cache import CHUNK_SIZE, EncryptedReferenceCache
 from deltaglider_async.ports.cache import ReferenceCachePort
 
@@ -26,6 +27,11 @@ MiB = 1024 * 1024
 HEADER = 5 + 8  # magic + nonce prefix
 SEALED_CHUNK = CHUNK_SIZE + 16  # ciphertext + GCM tag
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def entries(directory: Path) -> list[Path]:
+    """The cache directory's files, without its owner record."""
+    return [p for p in directory.iterdir() if p.name != OWNER_FILE]
 
 
 def _sha(data: bytes) -> str:
@@ -118,7 +124,7 @@ async def test_directory_and_entries_are_private(
     assert directory.parent == tmp_path / "cache-root"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE(_entry(cache, sha).stat().st_mode) == 0o600
-    assert sorted(p.name for p in directory.iterdir()) == [sha]
+    assert sorted(p.name for p in entries(directory)) == [sha]
 
 
 async def test_default_directory_is_a_private_temp_dir(tmp_path: Path) -> None:
@@ -314,7 +320,7 @@ async def test_concurrent_stores_and_fetches_of_one_entry(
     assert await cache.fetch(sha, tmp_path / "final")
     assert (tmp_path / "final").read_bytes() == data
     assert cache.directory is not None
-    assert sorted(p.name for p in cache.directory.iterdir()) == [sha]
+    assert sorted(p.name for p in entries(cache.directory)) == [sha]
 
 
 async def _cancel_when(condition: Callable[[], bool], scope: anyio.CancelScope) -> None:
@@ -337,7 +343,7 @@ async def test_cancelled_store_and_fetch_leave_nothing_behind(
             return False
         try:
             return any(
-                p.name.startswith(".tmp-") and p.stat().st_size > 0 for p in directory.iterdir()
+                p.name.startswith(".tmp-") and p.stat().st_size > 0 for p in entries(directory)
             )
         except FileNotFoundError:  # renamed into place meanwhile
             return False
@@ -346,7 +352,7 @@ async def test_cancelled_store_and_fetch_leave_nothing_behind(
         tg.start_soon(cache.store, sha, src)
         await _cancel_when(writing_temp_file, tg.cancel_scope)
     assert cache.directory is not None
-    assert list(cache.directory.iterdir()) == []
+    assert list(entries(cache.directory)) == []
 
     await cache.store(sha, src)
     dest = tmp_path / "fetched"
@@ -373,7 +379,7 @@ async def test_clear_removes_every_entry(cache: EncryptedReferenceCache, tmp_pat
     await cache.clear()
     assert cache.directory is not None
     assert cache.directory.is_dir()
-    assert list(cache.directory.iterdir()) == []
+    assert list(entries(cache.directory)) == []
     for sha in shas:
         assert not await cache.contains(sha)
         assert await cache.fetch(sha, tmp_path / "out") is False

@@ -12,6 +12,7 @@ from typing import Any
 from deltaglider_async._config import DeltaGliderConfig
 from deltaglider_async._errors import PreconditionFailedError
 from deltaglider_async._models import DeltaSpace, ObjectKey
+from deltaglider_async._scratch import OWNER_FILE
 from deltaglider_async.adapters.s3_storage import S3ObjectBody, S3Storage
 from deltaglider_async.ports.storage import ObjectHead, PutResult
 
@@ -116,10 +117,11 @@ def child_processes(name: str) -> list[int]:
 
 
 def files_under(root: Path) -> list[Path]:
-    """Every regular file below ``root`` (nothing when it does not exist)."""
+    """Every regular file below ``root`` (nothing when it does not exist), except the
+    owner records of private temp directories (bookkeeping, not data)."""
     if not root.exists():
         return []
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != OWNER_FILE)
 
 
 class RecordingStorage(S3Storage):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deltaglider_async._models import DeltaSpace, ObjectKey, PutSummary
+from deltaglider_async._scratch import OWNER_FILE
 from deltaglider_async.core.service import AsyncDeltaService
 from tests.fakes import (
     FakeDiff,
@@ -56,10 +57,11 @@ async def chunks_of(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
 
 
 def files_under(path: Path) -> list[Path]:
-    """Every file below ``path`` (none when it does not exist)."""
+    """Every file below ``path`` (none when it does not exist), except the owner records
+    of private temp directories (bookkeeping, not data)."""
     if not path.exists():
         return []
-    return sorted(p for p in path.rglob("*") if p.is_file())
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.name != OWNER_FILE)
 
 
 @dataclass
