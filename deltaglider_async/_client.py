@@ -80,7 +80,7 @@ from ._models import (
     UploadSummary,
 )
 from ._response_metadata import recording
-from ._scratch import ScratchDir
+from ._scratch import ScratchDir, sweep_once
 from ._stats import StatsMode
 from .adapters.logging import LOGGER_NAME, hold_log_level, release_log_level
 from .core import metadata as meta_codec
@@ -206,6 +206,8 @@ class AsyncDeltaGliderClient:
         if self._state is ClientState.OPENED:
             raise DeltaGliderError("this deltaglider client is already open (one `async with`)")
         self._state = ClientState.OPENED
+        # Staged copies left by killed processes of this user (see _scratch).
+        await anyio.to_thread.run_sync(sweep_once)
         return self
 
     async def __aexit__(

@@ -12,8 +12,8 @@ Rules:
   when it was not — so nothing is left after a normal exit, closed or not;
 * a process killed by a signal (``kill -9``, or ``SIGTERM`` with Python's default
   handling) runs no exit hook: its directories — staged plaintext copies of user data —
-  stay until the next :class:`ScratchDir` of the same user on the same host is created,
-  which removes every ``deltaglider-*`` directory of the same temp root whose recorded
+  stay until a client of the same user on the same host opens (``async with``, or the
+  blocking client's creation) or creates its first directory under that root, which removes every ``deltaglider-*`` directory of the same temp root whose recorded
   owner no longer runs. Directories of other users, of other hosts, of live processes and
   without an owner record are never touched.
 """
@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Final
 
-__all__ = ["OWNER_FILE", "ScratchDir", "sweep_stale"]
+__all__ = ["OWNER_FILE", "ScratchDir", "sweep_once", "sweep_stale"]
 
 PREFIX: Final = "deltaglider-"
 OWNER_FILE: Final = ".deltaglider-owner"
@@ -106,6 +106,16 @@ def sweep_stale(root: Path | None = None) -> list[Path]:
     return removed
 
 
+def sweep_once(root: Path | None = None) -> list[Path]:
+    """:func:`sweep_stale` the first time it is called for ``root`` in this process."""
+    key = str(root or tempfile.gettempdir())
+    with _swept_lock:
+        if key in _swept:
+            return []
+        _swept.add(key)
+    return sweep_stale(root)
+
+
 class ScratchDir:
     """One private temp directory, created on first use (see the module's rules).
 
@@ -145,12 +155,7 @@ class ScratchDir:
         root = self._root
         if root is not None:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = str(root or tempfile.gettempdir())
-        with _swept_lock:
-            first = key not in _swept
-            _swept.add(key)
-        if first:
-            sweep_stale(root)
+        sweep_once(root)
         path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{self._label}-", dir=root))
         (path / OWNER_FILE).write_text(json.dumps(_owner_record()))
         self._pid = os.getpid()

@@ -173,7 +173,7 @@ async def test_migration_under_faults(
     await assert_consistent(clean, s3_admin, bucket, expected, tmp_path / "again")
 
 
-async def test_lost_answers_to_multipart_calls_leave_no_orphan(
+async def test_lost_answers_to_multipart_calls_abort_no_other_writer(
     faulty: AsyncDeltaGliderClient,
     clean: AsyncDeltaGliderClient,
     proxy: FaultProxy,
@@ -184,10 +184,17 @@ async def test_lost_answers_to_multipart_calls_leave_no_orphan(
 ) -> None:
     """The server starts (then completes) an upload, the answer is lost, botocore retries.
 
-    The retried CreateMultipartUpload must not leave the first upload open, and the
-    retried CompleteMultipartUpload (answered NoSuchUpload) must be seen as the success
-    it was.
+    The retried CompleteMultipartUpload (answered NoSuchUpload) must be seen as the
+    success it was. The upload the lost CreateMultipartUpload started cannot be told
+    from another writer's live upload of the same key: it is left open (never another
+    writer's aborted) and ``cleanup`` removes it.
     """
+    big, relative = files[-1]
+    # Another writer's uploads of every key this put may use, in flight all along.
+    others = {
+        s3_admin.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        for key in ("lost/reference.bin", f"lost/{relative}", f"lost/{relative}.delta")
+    }
     dropped: list[str] = []
 
     def first_create_and_complete(request: ProxyRequest) -> bool:
@@ -202,13 +209,17 @@ async def test_lost_answers_to_multipart_calls_leave_no_orphan(
     proxy.configure(
         fault_rate=1.0, faults=("drop-response",), fault_filter=first_create_and_complete
     )
-    big, relative = files[-1]
 
     results = await upload_many(faulty, [(big, relative)], f"s3://{bucket}/lost/")
 
     proxy.configure(fault_rate=0.0)
     assert dropped == ["create", "complete"]
     assert results[0].ok, results[0].error
+    still_open = {u["UploadId"] for u in open_uploads(s3_admin, bucket)}
+    assert others < still_open, "another writer's upload was aborted"
+    assert len(still_open - others) == 1, "the lost CreateMultipartUpload left no upload"
+    report = await clean.cleanup(f"s3://{bucket}/lost/", older_than=0)
+    assert report.ok and len(report.aborted) == 4
     await assert_consistent(
         clean, s3_admin, bucket, {f"lost/{relative}": big.read_bytes()}, tmp_path
     )
