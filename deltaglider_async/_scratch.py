@@ -13,8 +13,9 @@ Rules:
 * a process killed by a signal (``kill -9``, or ``SIGTERM`` with Python's default
   handling) runs no exit hook: its directories — staged plaintext copies of user data —
   stay until a client of the same user on the same host opens (``async with``, or the
-  blocking client's creation) or creates its first directory under that root, which removes every ``deltaglider-*`` directory of the same temp root whose recorded
-  owner no longer runs. Directories of other users, of other hosts, of live processes and
+  blocking client's first call) or creates its first directory under that root, which
+  removes every ``deltaglider-*`` directory of that root whose recorded owner no longer
+  runs. Directories of other users, of other hosts, of live processes and
   without an owner record are never touched.
 """
 

@@ -219,7 +219,8 @@ async def test_lost_answers_to_multipart_calls_abort_no_other_writer(
     assert others < still_open, "another writer's upload was aborted"
     assert len(still_open - others) == 1, "the lost CreateMultipartUpload left no upload"
     report = await clean.cleanup(f"s3://{bucket}/lost/", older_than=0)
-    assert report.ok and len(report.aborted) == 4
+    assert report.ok
+    assert len(report.aborted) == 4
     await assert_consistent(
         clean, s3_admin, bucket, {f"lost/{relative}": big.read_bytes()}, tmp_path
     )
