@@ -2,8 +2,8 @@
 
 Layout: one private directory (a ``ScratchDir``: ``deltaglider-cache-*``, mode 0700, with
 its owner record) holding one file per entry, named by the SHA-256 of the plaintext.
-Entries are written to a temporary file in the same directory and renamed into place, so a reader sees a
-whole entry or none.
+Entries are written to a temporary file in the same directory and renamed into place, so
+a reader sees a whole entry or none.
 
 Entry format::
 
