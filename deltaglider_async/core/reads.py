@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import anyio
 import anyio.to_thread
@@ -101,6 +101,10 @@ class ResolvedObject:
         )
 
 
+#: Seconds to wait before a second look at an object that seems to have lost its metadata.
+_SETTLE_DELAY: Final = 0.2
+
+
 class Reader:
     """Resolves and reconstructs objects; one per service."""
 
@@ -129,13 +133,21 @@ class Reader:
             self._ctx.logger.debug(
                 "resolved", key=f"s3://{bucket}/{key.key}", stored=found[0], size=head.size
             )
-            return ResolvedObject(
+            resolved = ResolvedObject(
                 ObjectKey(bucket, found[0]),
                 logical_key(found[0]),
                 head,
                 meta_codec.decode(head),
                 shadowed=found[1] if len(found) > 1 else None,
             )
+            if resolved.unreadable is not None:
+                # Some stores (moto) make a new object visible a moment before its
+                # metadata: look once more before calling its metadata lost.
+                await anyio.sleep(_SETTLE_DELAY)
+                again = await self._ctx.storage.head(bucket, found[0])
+                if again is not None:
+                    resolved = resolved.at(again)
+            return resolved
         await self._ctx.storage.head_bucket(bucket)
         raise ObjectNotFoundError(f"s3://{bucket}/{key.key} not found")
 
