@@ -11,6 +11,7 @@ import pytest
 from deltaglider_async._errors import IntegrityError
 from deltaglider_async._factory import ServiceBundle
 from deltaglider_async._models import DeltaSpace, ObjectKey
+from deltaglider_async._scratch import OWNER_FILE
 from deltaglider_async.core.service import AsyncDeltaService
 from tests.archives import make_versions
 
@@ -114,7 +115,7 @@ async def test_tampered_cache_entry_is_refused_then_evicted(
     assert (await service.get(key_of(space, paths[1].name), warm)).reference_cache_hit
     directory = bundle.cache.directory
     assert directory is not None
-    entries = [p for p in directory.iterdir() if p.is_file()]
+    entries = [p for p in directory.iterdir() if p.is_file() and p.name != OWNER_FILE]
     assert len(entries) == 1, entries
     (entry,) = entries
     data = entry.read_bytes()
