@@ -341,6 +341,7 @@ class DeltaGliderClient:
     migrate = _blocking(lambda c: c.migrate)
     get_bucket_stats = _blocking(lambda c: c.get_bucket_stats)
     cleanup = _blocking(lambda c: c.cleanup)
+    list_hidden_objects = _blocking(lambda c: c.list_hidden_objects)
 
 
 async def _get_object(

@@ -46,6 +46,7 @@ from ._errors import ReservedKeyError as ReservedKeyError
 from ._errors import StorageError as StorageError
 from ._errors import UnverifiableObjectError as UnverifiableObjectError
 from ._factory import create_async_client as create_async_client
+from ._hidden import HiddenObject as HiddenObject
 from ._migrate import MigrationReport as MigrationReport
 from ._models import BucketStats as BucketStats
 from ._models import DeltaSpace as DeltaSpace
@@ -105,6 +106,7 @@ __all__ = [
     "GetObjectResponse",
     "GetSummary",
     "HeadObjectResponse",
+    "HiddenObject",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidRatioError",

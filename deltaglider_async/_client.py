@@ -67,6 +67,7 @@ from ._errors import (
 )
 from ._errors import exceptions as boto3_exceptions
 from ._factory import GivenService, ServiceBundle, build_service
+from ._hidden import HiddenObject, find_hidden
 from ._migrate import MigrationReport
 from ._models import (
     DELTA_SUFFIX,
@@ -1231,6 +1232,24 @@ class AsyncDeltaGliderClient:
         """
         return await _stats.get_bucket_stats(
             self, bucket, mode, use_cache=use_cache, refresh_cache=refresh_cache
+        )
+
+    @_api
+    async def list_hidden_objects(self, Bucket: str, Prefix: str = "") -> list[HiddenObject]:
+        """The objects under ``Prefix`` that :meth:`list_objects` does not show although
+        deltaglider did not write them, each with the reason (sorted by stored key).
+
+        These are a ``reference.bin`` another tool wrote (the name is reserved for each
+        directory's reference), directory markers (keys ending in ``/``) and the
+        ``.delta`` form of a name that also exists direct. Copies report them as skipped
+        instead of dropping them silently. One listing of ``Prefix`` plus one HEAD per
+        ``reference.bin``. Raises :class:`BucketNotFoundError`.
+        """
+        return await find_hidden(
+            self._bundle.storage,
+            _bucket(Bucket),
+            str(Prefix),
+            concurrency=self._bundle.config.metadata_concurrency,
         )
 
     @_api

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import anyio
 import anyio.to_thread
 
+from . import _hidden as hidden
 from ._bulk import ItemResult, Job, ProgressCallback, concurrency_limit, run_jobs
 from ._errors import (
     AccessDeniedError,
@@ -29,13 +30,12 @@ from ._errors import (
     ObjectNotFoundError,
     ReservedKeyError,
 )
-from ._models import DELTA_SUFFIX, REFERENCE_NAME, ObjectKey, S3Url, UploadSummary
+from ._models import DELTA_SUFFIX, ObjectKey, S3Url, UploadSummary
 from ._responses import user_metadata
 from ._scratch import ScratchDir
 from .adapters.logging import LOGGER_NAME
 from .core import metadata as meta_codec
 from .core.keys import KeyRole, logical_key, role
-from .core.listing import bounded
 from .core.planner import check_user_key, validate_ratio
 from .core.service import ResolvedObject
 
@@ -196,51 +196,26 @@ async def _list_sources(
         if kind is KeyRole.REFERENCE:
             references.append(_Source(key, relative))
         elif key.endswith("/"):
-            extra.append(_Source(key, relative, "it is a directory marker (a key ending in '/')"))
+            extra.append(_Source(key, relative, hidden.MARKER_REASON))
         elif relative in found:
             # Both x and x.delta (a replacement was interrupted): x is what a read returns.
             delta, direct = sorted((found[relative], _Source(key, relative)), key=_is_direct)
             found[relative] = direct
             extra.append(
-                _Source(
-                    delta.stored_key,
-                    relative,
-                    f"the name also exists as {direct.stored_key}, which reads return and "
-                    "which is migrated instead",
-                )
+                _Source(delta.stored_key, relative, hidden.shadowed_reason(direct.stored_key))
             )
         else:
             found[relative] = _Source(key, relative)
-    extra.extend(await _foreign_references(client, bucket, references))
+    by_key = {source.stored_key: source for source in references}
+    foreign = await hidden.foreign_references(
+        storage, bucket, by_key, client.config.metadata_concurrency
+    )
+    extra.extend(_Source(h.key, by_key[h.key].relative, h.reason) for h in foreign)
     return [*found.values(), *extra]
 
 
 def _is_direct(source: _Source) -> bool:
     return role(source.stored_key) is not KeyRole.DELTA
-
-
-async def _foreign_references(
-    client: AsyncDeltaGliderClient, bucket: str, references: list[_Source]
-) -> list[_Source]:
-    """The ``reference.bin`` objects that deltaglider did not write, as refused sources."""
-    storage = client.service.storage
-    refused: list[_Source] = []
-
-    async def check(source: _Source) -> None:
-        head = await storage.head(bucket, source.stored_key)
-        if head is not None and not meta_codec.is_claimed(head.metadata):
-            refused.append(
-                _Source(
-                    source.stored_key,
-                    source.relative,
-                    f"its name is reserved: deltaglider keeps each directory's reference in "
-                    f"'{REFERENCE_NAME}', so the destination cannot hold a file of that name",
-                )
-            )
-
-    await bounded(references, check, client.config.metadata_concurrency)
-    refused.sort(key=lambda s: s.stored_key)
-    return refused
 
 
 async def migrate(

@@ -238,6 +238,7 @@ async def _recursive(
         for o in await list_all(client, src.bucket, prefix)
         if rules.selects(o.key[len(prefix) :])
     ]
+    await transfer.report_hidden(client, report, src.bucket, prefix, rules.selects)
     if isinstance(dst, LocalPath):
         downloads = [transfer.Download(o.object_key, dst.path, rel) for o, rel in objects]
         await transfer.downloads(client, report, downloads, dryrun=dryrun)

@@ -189,6 +189,10 @@ class _Plan:
     ) -> None:
         """Compare both sides, then transfer and (with ``--delete``) delete."""
         source = await self._entries(client, self.src, source=True)
+        if isinstance(self.src, S3Url):
+            where = self.src
+            prefix = dir_prefix(where.key)
+            await transfer.report_hidden(client, report, where.bucket, prefix, self.rules.selects)
         dest = await self._entries(client, self.dst)
         present = [rel for rel in sorted(source) if rel in dest]
         differs = await self._compare(client, [(source[rel], dest[rel]) for rel in present])

@@ -8,7 +8,7 @@ bar, and turns each item's result into an :class:`~._output.Outcome` line.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,23 @@ from . import _engine as engine
 from ._listing import delete_keys
 from ._output import Outcome, Reporter
 from ._paths import display_local
+
+
+async def report_hidden(
+    client: AsyncDeltaGliderClient,
+    report: Reporter,
+    bucket: str,
+    prefix: str,
+    selects: Callable[[str], bool],
+) -> None:
+    """A ``skip:`` line, with the reason, for each object under ``prefix`` that a copy
+    cannot carry under its own name (a foreign ``reference.bin``, a directory marker, a
+    ``.delta`` shadowed by its direct form): nothing is dropped silently."""
+    for item in await client.list_hidden_objects(bucket, prefix):
+        if selects(item.key[len(prefix) :]):
+            report.add(
+                Outcome("skip", f"s3://{bucket}/{item.key}", detail=f"not copied: {item.reason}")
+            )
 
 
 @dataclass(frozen=True, slots=True)

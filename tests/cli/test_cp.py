@@ -362,3 +362,45 @@ def test_local_problems_are_local_errors_not_integrity_failures(
         assert "n" * 300 in too_long.stderr
         assert "corrupt" not in too_long.stderr
     assert dg("verify", f"s3://{moto_bucket}/d/{release_zips[1].name}").exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["cp-local", "cp-s3", "sync-local", "sync-s3"])
+def test_copies_from_a_plain_bucket_report_what_they_cannot_carry(
+    dg_any: Cli, bucket: str, s3_admin: Any, tmp_path: Path, command: str
+) -> None:
+    """A foreign reference.bin, a directory marker and a .delta shadowed by its direct form
+    are never dropped silently: each is a skip line with its reason."""
+    plain = {
+        "p/a.txt": b"a",
+        "p/x.zip": b"the file",
+        "p/x.zip.delta": b"a user's own patch",
+        "p/reference.bin": b"a user's file",
+        "p/sub/b.txt": b"b",
+        # Last: SeaweedFS 4.48 stalls 60 s on a PUT that follows a marker's creation.
+        "p/docs/": b"",
+    }
+    for key, body in plain.items():
+        s3_admin.put_object(Bucket=bucket, Key=key, Body=body)
+    verb, _, where = command.partition("-")
+    target = str(tmp_path / "out") if where == "local" else f"s3://{bucket}/copy/"
+    args = ["cp", "-r"] if verb == "cp" else ["sync"]
+    result = dg_any(*args, f"s3://{bucket}/p/", target)
+    assert result.exit_code == 0, result.output
+    skips = sorted(line for line in result.stdout.splitlines() if line.startswith("skip: "))
+    assert [line.split(" (")[0] for line in skips] == [
+        f"skip: s3://{bucket}/p/docs/",
+        f"skip: s3://{bucket}/p/reference.bin",
+        f"skip: s3://{bucket}/p/x.zip.delta",
+    ]
+    assert "directory marker" in skips[0]
+    assert "reserved" in skips[1]
+    assert "also exists as p/x.zip" in skips[2]
+    if where == "local":
+        out = tmp_path / "out"
+        copied = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+        assert copied == ["a.txt", "sub/b.txt", "x.zip"]
+        assert (out / "x.zip").read_bytes() == b"the file"
+    else:
+        listing = dg_any("ls", "-r", "--json", f"s3://{bucket}/copy/")
+        listed = sorted(o["Key"] for o in json.loads(listing.stdout)["Objects"])
+        assert listed == ["copy/a.txt", "copy/sub/b.txt", "copy/x.zip"]
