@@ -233,12 +233,15 @@ async def _recursive(
         await transfer.uploads(client, report, jobs, allow_delta=allow_delta, dryrun=dryrun)
         return
     prefix = dir_prefix(src.key)
-    objects = [
-        (o, o.key[len(prefix) :])
-        for o in await list_all(client, src.bucket, prefix)
-        if rules.selects(o.key[len(prefix) :])
-    ]
-    await transfer.report_hidden(client, report, src.bucket, prefix, rules.selects)
+    listed = await list_all(client, src.bucket, prefix)
+    hidden = await client.list_hidden_objects(src.bucket, prefix)
+    if prefix and not listed and not hidden:
+        # As rm, ls and sync: a misspelled source is "not found", never "0 files".
+        raise NotFoundError(
+            f"source s3://{src.bucket}/{prefix} does not exist (no object under it)"
+        )
+    objects = [(o, o.key[len(prefix) :]) for o in listed if rules.selects(o.key[len(prefix) :])]
+    transfer.report_skipped(report, src.bucket, prefix, hidden, rules.selects)
     if isinstance(dst, LocalPath):
         downloads = [transfer.Download(o.object_key, dst.path, rel) for o, rel in objects]
         await transfer.downloads(client, report, downloads, dryrun=dryrun)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from deltaglider_async import AsyncDeltaGliderClient, ObjectKey, StorageError
+from deltaglider_async import AsyncDeltaGliderClient, HiddenObject, ObjectKey, StorageError
 
 from . import _engine as engine
 from ._listing import delete_keys
@@ -32,7 +32,19 @@ async def report_hidden(
     """A ``skip:`` line, with the reason, for each object under ``prefix`` that a copy
     cannot carry under its own name (a foreign ``reference.bin``, a directory marker, a
     ``.delta`` shadowed by its direct form): nothing is dropped silently."""
-    for item in await client.list_hidden_objects(bucket, prefix):
+    hidden = await client.list_hidden_objects(bucket, prefix)
+    report_skipped(report, bucket, prefix, hidden, selects)
+
+
+def report_skipped(
+    report: Reporter,
+    bucket: str,
+    prefix: str,
+    hidden: Sequence[HiddenObject],
+    selects: Callable[[str], bool],
+) -> None:
+    """The ``skip:`` lines of :func:`report_hidden` for objects already found."""
+    for item in hidden:
         if selects(item.key[len(prefix) :]):
             report.add(
                 Outcome("skip", f"s3://{bucket}/{item.key}", detail=f"not copied: {item.reason}")

@@ -404,3 +404,17 @@ def test_copies_from_a_plain_bucket_report_what_they_cannot_carry(
         listing = dg_any("ls", "-r", "--json", f"s3://{bucket}/copy/")
         listed = sorted(o["Key"] for o in json.loads(listing.stdout)["Objects"])
         assert listed == ["copy/a.txt", "copy/sub/b.txt", "copy/x.zip"]
+
+
+@pytest.mark.parametrize("source", ["s3", "local"])
+def test_recursive_copy_from_a_missing_source_is_not_found(
+    dg: Cli, moto_bucket: str, tmp_path: Path, source: str
+) -> None:
+    """Like rm, ls and sync: a misspelled source directory is exit 3, never "0 files"."""
+    if source == "s3":
+        result = dg("cp", "-r", f"s3://{moto_bucket}/no-such-dir/", str(tmp_path / "out"))
+    else:
+        result = dg("cp", "-r", str(tmp_path / "no-such-dir"), f"s3://{moto_bucket}/p/")
+    assert result.exit_code == 3, result.output
+    assert "does not exist" in result.output
+    assert not (tmp_path / "out").exists()
