@@ -27,7 +27,6 @@ import anyio
 from _common import MIB, machine
 
 from deltaglider_async import AsyncDeltaGliderClient
-from deltaglider_async._bulk import upload_many
 from deltaglider_async.testing import LocalS3, start_local_s3
 from deltaglider_async.testing_proxy import ProxyProcess
 from tests.archives import make_zip_versions
@@ -49,7 +48,7 @@ async def upload(
         xdelta3 = cpu_seconds(resource.RUSAGE_CHILDREN)
         own = cpu_seconds(resource.RUSAGE_SELF)
         start = time.perf_counter()
-        results = await upload_many(client, files, f"s3://{bucket}/releases/app/")
+        results = await client.upload_many(files, f"s3://{bucket}/releases/app/")
         seconds = time.perf_counter() - start
         xdelta3 = cpu_seconds(resource.RUSAGE_CHILDREN) - xdelta3
         own = cpu_seconds(resource.RUSAGE_SELF) - own

@@ -27,7 +27,6 @@ import anyio
 from _common import machine
 
 from deltaglider_async import AsyncDeltaGliderClient
-from deltaglider_async._bulk import upload_many
 from deltaglider_async.testing import LocalS3, start_local_s3
 from deltaglider_async.testing_proxy import FaultProxy, ProxyProcess
 from tests.archives import archive_bytes, source_tree_files
@@ -62,7 +61,7 @@ async def upload(s3: LocalS3, bucket: str, files: list[Path], concurrency: int) 
     async with AsyncDeltaGliderClient(s3.config(max_concurrency=concurrency)) as client:
         await client.create_bucket(Bucket=bucket)
         start = time.perf_counter()
-        results = await upload_many(client, files, f"s3://{bucket}/releases/app/")
+        results = await client.upload_many(files, f"s3://{bucket}/releases/app/")
         seconds = time.perf_counter() - start
     failed = [r for r in results if not r.ok]
     if failed:

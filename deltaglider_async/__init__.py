@@ -13,13 +13,11 @@ deltas, and read back the exact original bytes, verified by SHA-256::
 """
 
 from ._body import AsyncStreamingBody as AsyncStreamingBody
-from ._bulk import ItemResult as ItemResult
-from ._bulk import Progress as Progress
-from ._bulk import ProgressCallback as ProgressCallback
 from ._cleanup import CleanupReport as CleanupReport
 from ._cleanup import StaleUpload as StaleUpload
 from ._client import AsyncDeltaGliderClient as AsyncDeltaGliderClient
 from ._client import ClientState as ClientState
+from ._client import create_async_client as create_async_client
 from ._config import DeltaGliderConfig as DeltaGliderConfig
 from ._errors import AccessDeniedError as AccessDeniedError
 from ._errors import BucketAlreadyExistsError as BucketAlreadyExistsError
@@ -45,9 +43,6 @@ from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import ReservedKeyError as ReservedKeyError
 from ._errors import StorageError as StorageError
 from ._errors import UnverifiableObjectError as UnverifiableObjectError
-from ._factory import create_async_client as create_async_client
-from ._hidden import HiddenObject as HiddenObject
-from ._migrate import MigrationReport as MigrationReport
 from ._models import BucketStats as BucketStats
 from ._models import DeltaSpace as DeltaSpace
 from ._models import GetSummary as GetSummary
@@ -73,6 +68,11 @@ from ._responses import ResponseMetadata as ResponseMetadata
 from ._version import __version__ as __version__
 from .adapters.logging import hold_log_level as hold_log_level
 from .adapters.logging import release_log_level as release_log_level
+from .core.bulk import ItemResult as ItemResult
+from .core.bulk import Progress as Progress
+from .core.bulk import ProgressCallback as ProgressCallback
+from .core.hidden import HiddenObject as HiddenObject
+from .core.migrate import MigrationReport as MigrationReport
 from .core.planner import check_user_key as check_user_key
 from .core.planner import validate_ratio as validate_ratio
 from .core.service import AsyncDeltaService as AsyncDeltaService

@@ -42,12 +42,11 @@ from urllib.parse import quote, urlencode
 import anyio
 import anyio.to_thread
 
-from . import _bulk, _cleanup, _migrate, _stats
+from . import _cleanup
 from . import _rehydrate as rehydrate
 from . import _responses as shape
 from ._body import AsyncStreamingBody
 from ._boto3_params import OBJECT_SETTINGS, Accepted, accept
-from ._bulk import DownloadItem, ItemResult, Progress, ProgressCallback, UploadItem
 from ._conditions import READ_CONDITIONS, check_read, check_write, etag_matches, same_second
 from ._config import DeltaGliderConfig
 from ._errors import (
@@ -67,8 +66,6 @@ from ._errors import (
 )
 from ._errors import exceptions as boto3_exceptions
 from ._factory import GivenService, ServiceBundle, build_service
-from ._hidden import HiddenObject, find_hidden
-from ._migrate import MigrationReport
 from ._models import (
     DELTA_SUFFIX,
     REFERENCE_NAME,
@@ -82,14 +79,22 @@ from ._models import (
 )
 from ._response_metadata import recording
 from ._scratch import ScratchDir, sweep_once
-from ._stats import StatsMode
-from .adapters.logging import LOGGER_NAME, hold_log_level, release_log_level
+from .adapters.logging import hold_log_level, release_log_level
+from .core import bulk as _bulk
 from .core import metadata as meta_codec
+from .core import migrate as _migrate
+from .core import stats as _stats
+from .core.bulk import DownloadItem, ItemResult, Progress, ProgressCallback, UploadItem
 from .core.context import file_chunks
+from .core.hidden import HiddenObject, find_hidden
 from .core.keys import is_hidden
 from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
+from .core.migrate import MigrationReport
+from .core.operations import Operations
 from .core.planner import check_user_key, validate_ratio
 from .core.service import AsyncDeltaService, ResolvedObject
+from .core.stats import StatsMode
+from .ports.logger import LOGGER_NAME
 from .ports.storage import MultipartUploadsPort, ObjectHead, ObjectInfo
 
 __all__ = ["AsyncDeltaGliderClient", "ClientState"]
@@ -197,6 +202,11 @@ class AsyncDeltaGliderClient:
         """The :class:`AsyncDeltaService` behind this client (put/get/verify/delete)."""
         self._check_usable()
         return self._bundle.service
+
+    def _operations(self) -> Operations:
+        """The service and this client's bounds, for the operations over many objects."""
+        config = self._bundle.config
+        return Operations(self.service, config.concurrency, config.metadata_concurrency)
 
     def _check_usable(self) -> None:
         if self._state is ClientState.CLOSED:
@@ -1102,10 +1112,10 @@ class AsyncDeltaGliderClient:
         Returns one :class:`ItemResult` per file, in input order (a failed file carries
         its error and leaves nothing partial; the others complete). Raises before starting
         for a bad URL, ratio or concurrency and for a missing bucket. See
-        :func:`deltaglider_async._bulk.upload_many`.
+        :func:`deltaglider_async.core.bulk.upload_many`.
         """
         return await _bulk.upload_many(
-            self,
+            self._operations(),
             files,
             s3_url,
             max_concurrency=max_concurrency,
@@ -1130,7 +1140,11 @@ class AsyncDeltaGliderClient:
         Returns one :class:`ItemResult` per item, in input order.
         """
         return await _bulk.download_many(
-            self, items, Path(dest_dir), max_concurrency=max_concurrency, progress=progress
+            self._operations(),
+            items,
+            Path(dest_dir),
+            max_concurrency=max_concurrency,
+            progress=progress,
         )
 
     @_api
@@ -1157,7 +1171,7 @@ class AsyncDeltaGliderClient:
         split one job. ``dry_run`` writes nothing and lists what would be copied.
         """
         return await _migrate.migrate(
-            self,
+            self._operations(),
             source_url,
             dest_url,
             include=include,
@@ -1231,7 +1245,7 @@ class AsyncDeltaGliderClient:
         recomputes it. A missing bucket raises :class:`BucketNotFoundError`.
         """
         return await _stats.get_bucket_stats(
-            self, bucket, mode, use_cache=use_cache, refresh_cache=refresh_cache
+            self._operations(), bucket, mode, use_cache=use_cache, refresh_cache=refresh_cache
         )
 
     @_api
@@ -1635,3 +1649,25 @@ async def _unlink_quietly(path: Path) -> None:
             await anyio.Path(path).unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def create_async_client(
+    endpoint_url: str | None = None, log_level: str | None = None, **kwargs: Any
+) -> AsyncDeltaGliderClient:
+    """An unopened :class:`AsyncDeltaGliderClient`; use it as ``async with create_async_client():``.
+
+    Keyword arguments: ``tool_version``, ``max_ratio``, ``aws_access_key_id``,
+    ``aws_secret_access_key``, ``aws_session_token``, ``region_name``, ``profile_name``,
+    ``max_concurrency`` and any other :class:`DeltaGliderConfig` field. What is not given
+    comes from the environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``,
+    ``AWS_PROFILE``, ``DG_LOG_LEVEL``, ``DG_MAX_RATIO``, ``DG_MAX_CONCURRENCY``), then from
+    the defaults. ``log_level`` (default ``DG_LOG_LEVEL``) sets the level this client logs
+    at; when neither is given the application's logging configuration alone decides.
+
+    No I/O happens here or when the client is opened: the S3 client is created on first
+    use. Unknown keyword arguments raise :class:`InvalidArgumentError` naming them; a
+    ``max_ratio`` outside ``[0, 1]`` raises :class:`InvalidRatioError`.
+    """
+    config = DeltaGliderConfig.from_env(endpoint_url=endpoint_url, log_level=log_level, **kwargs)
+    return AsyncDeltaGliderClient(config)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ._errors import InvalidArgumentError
+from ._models import validate_ratio
 from ._version import __version__
-from .core.planner import validate_ratio
 
 DEFAULT_MAX_RATIO = 0.5
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ._config import DeltaGliderConfig
 from .adapters.clock import UtcClock
@@ -19,9 +18,6 @@ from .ports.cache import ReferenceCachePort
 from .ports.diff import DiffPort
 from .ports.metrics import MetricsPort
 from .ports.storage import StoragePort
-
-if TYPE_CHECKING:
-    from ._client import AsyncDeltaGliderClient
 
 
 @dataclass(slots=True)
@@ -100,27 +96,3 @@ def build_service(
         compressed_references=config.compressed_references,
     )
     return ServiceBundle(config=config, service=service, storage=storage, cache=cache, diff=diff)
-
-
-def create_async_client(
-    endpoint_url: str | None = None, log_level: str | None = None, **kwargs: Any
-) -> AsyncDeltaGliderClient:
-    """An unopened :class:`AsyncDeltaGliderClient`; use it as ``async with create_async_client():``.
-
-    Keyword arguments: ``tool_version``, ``max_ratio``, ``aws_access_key_id``,
-    ``aws_secret_access_key``, ``aws_session_token``, ``region_name``, ``profile_name``,
-    ``max_concurrency`` and any other :class:`DeltaGliderConfig` field. What is not given
-    comes from the environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
-    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``,
-    ``AWS_PROFILE``, ``DG_LOG_LEVEL``, ``DG_MAX_RATIO``, ``DG_MAX_CONCURRENCY``), then from
-    the defaults. ``log_level`` (default ``DG_LOG_LEVEL``) sets the level this client logs
-    at; when neither is given the application's logging configuration alone decides.
-
-    No I/O happens here or when the client is opened: the S3 client is created on first
-    use. Unknown keyword arguments raise :class:`InvalidArgumentError` naming them; a
-    ``max_ratio`` outside ``[0, 1]`` raises :class:`InvalidRatioError`.
-    """
-    from ._client import AsyncDeltaGliderClient
-
-    config = DeltaGliderConfig.from_env(endpoint_url=endpoint_url, log_level=log_level, **kwargs)
-    return AsyncDeltaGliderClient(config)

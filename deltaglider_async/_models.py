@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from ._errors import InvalidURLError
+from ._errors import InvalidRatioError, InvalidURLError
 
 REFERENCE_NAME = "reference.bin"
 DELTA_SUFFIX = ".delta"
@@ -348,3 +348,16 @@ class BucketStats:
     delta_objects: int
     direct_objects: int
     mode: str = "quick"
+
+
+def validate_ratio(value: object, *, source: str = "max_ratio") -> float:
+    """Return ``value`` as a float in ``[0, 1]`` or raise :class:`InvalidRatioError`."""
+    if isinstance(value, bool):
+        raise InvalidRatioError(f"{source} must be a number in [0, 1], got {value!r}")
+    try:
+        ratio = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidRatioError(f"{source} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise InvalidRatioError(f"{source} must be in [0, 1], got {ratio}")
+    return ratio

@@ -358,9 +358,7 @@ def put_response(summary: PutSummary, *, checksum_sha256: bool = False) -> PutOb
 
 def user_metadata(resolved: ResolvedObject) -> dict[str, str]:
     """The caller's metadata: ``user-`` entries unprefixed, or all of a plain object's."""
-    if resolved.meta.kind is ObjectKind.PLAIN:
-        return dict(resolved.head.metadata)
-    return dict(resolved.meta.user_metadata)
+    return resolved.user_metadata()
 
 
 def content_type(head: ObjectHead) -> str:

@@ -23,9 +23,10 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ..ports.logger import LOGGER_NAME
+
 __all__ = ["LOGGER_NAME", "StdLogger", "hold_log_level", "level_number", "release_log_level"]
 
-LOGGER_NAME: Final = "deltaglider"
 _BARE: Final = re.compile(r"[^\s=\"']+")
 # Attributes of LogRecord: ``extra`` may not overwrite them (logging raises KeyError).
 _RESERVED: Final = frozenset(

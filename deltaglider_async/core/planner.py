@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .._errors import InvalidRatioError, ReservedKeyError
+from .._errors import ReservedKeyError
 from .._models import DELTA_SUFFIX, REFERENCE_NAME, DeltaSpace
+from .._models import validate_ratio as validate_ratio
 
 DELTA_EXTENSIONS = frozenset(
     {
@@ -113,16 +114,3 @@ def delta_ratio(delta_size: int, original_size: int) -> float:
 def keep_delta(delta_size: int, original_size: int, max_ratio: float) -> bool:
     """The ratio rule: keep the delta unless it is larger than ``max_ratio`` of the file."""
     return delta_ratio(delta_size, original_size) <= max_ratio
-
-
-def validate_ratio(value: object, *, source: str = "max_ratio") -> float:
-    """Return ``value`` as a float in ``[0, 1]`` or raise :class:`InvalidRatioError`."""
-    if isinstance(value, bool):
-        raise InvalidRatioError(f"{source} must be a number in [0, 1], got {value!r}")
-    try:
-        ratio = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidRatioError(f"{source} must be a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= ratio <= 1.0:
-        raise InvalidRatioError(f"{source} must be in [0, 1], got {ratio}")
-    return ratio

@@ -89,6 +89,12 @@ class ResolvedObject:
             f"{self.logical_key} again; any S3 tool still reads its raw bytes"
         )
 
+    def user_metadata(self) -> dict[str, str]:
+        """The caller's metadata: ``user-`` entries unprefixed, or all of a plain object's."""
+        if self.meta.kind is meta_codec.ObjectKind.PLAIN:
+            return dict(self.head.metadata)
+        return dict(self.meta.user_metadata)
+
     def check_readable(self) -> None:
         """Raise :class:`UnverifiableObjectError` for an object whose bytes cannot be verified."""
         if (error := self.unreadable) is not None:

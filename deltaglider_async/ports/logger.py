@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+#: The standard-library logger every part of the package logs under.
+LOGGER_NAME: Final = "deltaglider"
 
 
 class LoggerPort(Protocol):

@@ -27,8 +27,8 @@ from deltaglider_async import (
     ObjectNotFoundError,
     ReservedKeyError,
 )
-from deltaglider_async._bulk import ItemResult, Progress, download_many, upload_many
 from deltaglider_async.adapters.reference_cache import EncryptedReferenceCache
+from deltaglider_async.core.bulk import ItemResult, Progress
 from tests.archives import make_zip_versions
 
 from .support import MIB, child_processes, files_under, list_keys, open_uploads
@@ -74,8 +74,8 @@ async def test_upload_many_one_reference_per_space_and_exact_round_trip(
 ) -> None:
     events: list[Progress] = []
 
-    results = await upload_many(
-        client, releases, f"s3://{bucket}/rel/", max_concurrency=8, progress=events.append
+    results = await client.upload_many(
+        releases, f"s3://{bucket}/rel/", max_concurrency=8, progress=events.append
     )
 
     # One result per input, in input order, all successful.
@@ -100,8 +100,7 @@ async def test_upload_many_one_reference_per_space_and_exact_round_trip(
     assert all(e.ok for e in events)
     assert sum(e.bytes for e in events) == sum(p.stat().st_size for p, _ in releases)
 
-    downloads = await download_many(
-        client,
+    downloads = await client.download_many(
         [(f"s3://{bucket}/rel/{k}", k) for _, k in releases],
         tmp_path / "out",
         max_concurrency=8,
@@ -126,8 +125,8 @@ async def test_bad_items_are_reported_and_the_others_succeed(
         raise RuntimeError("a broken progress bar")
 
     items: list[Any] = [good[0], missing, (good[1], "sub/reference.bin"), good[1], good[2]]
-    results = await upload_many(
-        client, items, f"s3://{bucket}/app", max_concurrency=4, progress=broken_progress
+    results = await client.upload_many(
+        items, f"s3://{bucket}/app", max_concurrency=4, progress=broken_progress
     )
 
     assert [r.ok for r in results] == [True, False, False, True, True]
@@ -141,8 +140,7 @@ async def test_bad_items_are_reported_and_the_others_succeed(
     }
     # download_many: a missing object, a bad URL, a path leaving the destination and a
     # duplicate destination are item errors; the rest is written.
-    got = await download_many(
-        client,
+    got = await client.download_many(
         [
             f"s3://{bucket}/app/{good[0].name}",
             f"s3://{bucket}/app/nope.zip",
@@ -172,17 +170,17 @@ async def test_arguments_of_the_whole_call_raise(
     path = tmp_path / "a.txt"
     path.write_bytes(b"a")
     with pytest.raises(InvalidURLError):
-        await upload_many(client, [path], "bucket/no-scheme")
+        await client.upload_many([path], "bucket/no-scheme")
     with pytest.raises(InvalidRatioError):
-        await upload_many(client, [path], f"s3://{bucket}/", max_ratio=2)
+        await client.upload_many([path], f"s3://{bucket}/", max_ratio=2)
     with pytest.raises(InvalidArgumentError):
-        await upload_many(client, [path], f"s3://{bucket}/", max_concurrency=0)
+        await client.upload_many([path], f"s3://{bucket}/", max_concurrency=0)
     with pytest.raises(InvalidArgumentError):
-        await upload_many(client, [42], f"s3://{bucket}/")  # type: ignore[list-item]
+        await client.upload_many([42], f"s3://{bucket}/")  # type: ignore[list-item]
     with pytest.raises(BucketNotFoundError):
-        await upload_many(client, [path], f"s3://{bucket}-missing/")
-    assert await upload_many(client, [], f"s3://{bucket}/") == []
-    assert await download_many(client, [], tmp_path / "none") == []
+        await client.upload_many([path], f"s3://{bucket}-missing/")
+    assert await client.upload_many([], f"s3://{bucket}/") == []
+    assert await client.download_many([], tmp_path / "none") == []
 
 
 async def test_items_never_wait_for_another_space(
@@ -218,8 +216,8 @@ async def test_items_never_wait_for_another_space(
 
     async def run() -> None:
         results.extend(
-            await upload_many(
-                client, releases, f"s3://{bucket}/rel", max_concurrency=2, progress=progress
+            await client.upload_many(
+                releases, f"s3://{bucket}/rel", max_concurrency=2, progress=progress
             )
         )
 
@@ -266,7 +264,7 @@ async def test_cancelled_upload_many_leaves_nothing_behind(
         async def run() -> None:
             nonlocal finished
             with scope:
-                await upload_many(client, files, f"s3://{bucket}/big/", max_concurrency=4)
+                await client.upload_many(files, f"s3://{bucket}/big/", max_concurrency=4)
                 finished = True
 
         async def under_way() -> bool:
@@ -295,10 +293,10 @@ async def test_cancelled_upload_many_leaves_nothing_behind(
             if key.endswith(".delta"):
                 assert f"{key.rpartition('/')[0]}/reference.bin" in keys, key
         # The client still works, and a rerun completes the job.
-        results = await upload_many(client, files, f"s3://{bucket}/big/", max_concurrency=4)
+        results = await client.upload_many(files, f"s3://{bucket}/big/", max_concurrency=4)
         assert all(r.ok for r in results), [r.error for r in results if not r.ok]
-        out = await download_many(
-            client, [(f"s3://{bucket}/big/{k}", k) for _, k in files], tmp_path / "out"
+        out = await client.download_many(
+            [(f"s3://{bucket}/big/{k}", k) for _, k in files], tmp_path / "out"
         )
         assert all(r.ok for r in out)
         for path, relative in files:
@@ -320,7 +318,7 @@ async def test_async_progress_callback_is_awaited(
         await anyio.sleep(0.001)
         seen.append(event.done)
 
-    results = await upload_many(client, paths, f"s3://{bucket}/notes/", progress=progress)
+    results = await client.upload_many(paths, f"s3://{bucket}/notes/", progress=progress)
 
     assert all(r.ok for r in results)
     assert sorted(seen) == [1, 2, 3, 4, 5]

@@ -19,8 +19,6 @@ import pytest
 from botocore.retries.standard import ExponentialBackoff
 
 from deltaglider_async import AsyncDeltaGliderClient, DeltaGliderError
-from deltaglider_async._bulk import download_many, upload_many
-from deltaglider_async._migrate import migrate
 from deltaglider_async.testing import LocalS3
 from deltaglider_async.testing_proxy import FaultKind, FaultProxy, ProxyRequest
 from tests.archives import make_zip_versions
@@ -100,8 +98,8 @@ async def assert_consistent(
     assert logical <= set(expected), logical - set(expected)
     out = tmp_path / "check"
     ordered = sorted(logical)
-    results = await download_many(
-        clean, [(f"s3://{bucket}/{k}", f"f{n}") for n, k in enumerate(ordered)], out
+    results = await clean.download_many(
+        [(f"s3://{bucket}/{k}", f"f{n}") for n, k in enumerate(ordered)], out
     )
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     for n, key in enumerate(ordered):
@@ -124,7 +122,7 @@ async def test_bulk_upload_under_faults(
 ) -> None:
     proxy.configure(fault_rate=FAULT_RATE, faults=faults)
 
-    results = await upload_many(faulty, files, f"s3://{bucket}/up/", max_concurrency=8)
+    results = await faulty.upload_many(files, f"s3://{bucket}/up/", max_concurrency=8)
 
     proxy.configure(fault_rate=0.0)
     assert proxy.stats().total_faults > 0
@@ -150,7 +148,7 @@ async def test_migration_under_faults(
 ) -> None:
     # The source: deltaglider objects (written cleanly) and plain ones; no big file.
     files = files[:-1]
-    uploaded = await upload_many(clean, files[:7], f"s3://{bucket}/src/")
+    uploaded = await clean.upload_many(files[:7], f"s3://{bucket}/src/")
     assert all(r.ok for r in uploaded)
     for path, relative in files[7:]:
         s3_admin.put_object(Bucket=bucket, Key=f"src/{relative}", Body=path.read_bytes())
@@ -158,7 +156,7 @@ async def test_migration_under_faults(
     expected |= {f"dst/{k}": p.read_bytes() for p, k in files}
     proxy.configure(fault_rate=FAULT_RATE)
 
-    report = await migrate(faulty, f"s3://{bucket}/src/", f"s3://{bucket}/dst/")
+    report = await faulty.migrate(f"s3://{bucket}/src/", f"s3://{bucket}/dst/")
 
     proxy.configure(fault_rate=0.0)
     assert proxy.stats().total_faults > 0
@@ -166,7 +164,7 @@ async def test_migration_under_faults(
     present = await assert_consistent(clean, s3_admin, bucket, expected, tmp_path)
     assert {r.destination.removeprefix(f"s3://{bucket}/") for r in report.migrated} <= present
     # A rerun without faults completes the job and copies nothing twice.
-    rerun = await migrate(clean, f"s3://{bucket}/src/", f"s3://{bucket}/dst/")
+    rerun = await clean.migrate(f"s3://{bucket}/src/", f"s3://{bucket}/dst/")
     assert rerun.ok
     assert {r.source for r in rerun.migrated} <= {r.source for r in report.failed}
     assert len(rerun.migrated) + len(rerun.skipped) == len(files)
@@ -210,7 +208,7 @@ async def test_lost_answers_to_multipart_calls_abort_no_other_writer(
         fault_rate=1.0, faults=("drop-response",), fault_filter=first_create_and_complete
     )
 
-    results = await upload_many(faulty, [(big, relative)], f"s3://{bucket}/lost/")
+    results = await faulty.upload_many([(big, relative)], f"s3://{bucket}/lost/")
 
     proxy.configure(fault_rate=0.0)
     assert dropped == ["create", "complete"]

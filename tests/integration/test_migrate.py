@@ -16,8 +16,8 @@ from deltaglider_async import (
     DeltaGliderConfig,
     InvalidArgumentError,
 )
-from deltaglider_async._bulk import Progress, download_many
-from deltaglider_async._migrate import migrate, shard_of
+from deltaglider_async.core.bulk import Progress
+from deltaglider_async.core.migrate import shard_of
 from tests.archives import make_zip_versions
 
 from .support import list_keys
@@ -84,8 +84,8 @@ async def read_back(
 ) -> dict[str, bytes]:
     """Download ``{name: s3 url}`` and return ``{name: bytes}``."""
     out = tmp_path / f"read-{uuid.uuid4().hex[:6]}"
-    results = await download_many(
-        client, [(url, f"f{n}") for n, url in enumerate(urls.values())], out
+    results = await client.download_many(
+        [(url, f"f{n}") for n, url in enumerate(urls.values())], out
     )
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     return {name: (out / f"f{n}").read_bytes() for n, name in enumerate(urls)}
@@ -101,7 +101,7 @@ async def test_plain_bucket_is_migrated_and_a_rerun_copies_nothing(
 ) -> None:
     source, dest = f"s3://{source_bucket}", f"s3://{bucket}/imported/"
 
-    planned = await migrate(client, source, dest, dry_run=True)
+    planned = await client.migrate(source, dest, dry_run=True)
     assert len(planned.planned) == len(plain_source)
     assert not planned.migrated
     assert not planned.failed
@@ -109,7 +109,7 @@ async def test_plain_bucket_is_migrated_and_a_rerun_copies_nothing(
     assert list_keys(s3_admin, bucket) == {}
 
     events: list[Progress] = []
-    report = await migrate(client, source, dest, max_concurrency=6, progress=events.append)
+    report = await client.migrate(source, dest, max_concurrency=6, progress=events.append)
 
     assert report.ok, [r.error for r in report.failed]
     assert sorted(r.source for r in report.migrated) == sorted(
@@ -134,7 +134,7 @@ async def test_plain_bucket_is_migrated_and_a_rerun_copies_nothing(
     assert head["Metadata"] == {"owner": "team-a"}
     assert head["ContentType"] == "application/x-test"
 
-    rerun = await migrate(client, source, dest)
+    rerun = await client.migrate(source, dest)
     assert rerun.migrated == []
     assert rerun.failed == []
     assert len(rerun.skipped) == len(plain_source)
@@ -146,7 +146,7 @@ async def test_plain_bucket_is_migrated_and_a_rerun_copies_nothing(
     data[-100] ^= 0xFF
     s3_admin.put_object(Bucket=source_bucket, Key=changed, Body=bytes(data))
     s3_admin.put_object(Bucket=source_bucket, Key="docs/readme.txt", Body=b"longer\n" * 200)
-    third = await migrate(client, source, dest)
+    third = await client.migrate(source, dest)
     assert sorted(r.source for r in third.migrated) == [
         f"s3://{source_bucket}/{changed}",
         f"s3://{source_bucket}/docs/readme.txt",
@@ -166,8 +166,8 @@ async def test_two_shards_cover_everything_exactly_once(
     assert {shard_of(s, 2) for s in spaces} == {0, 1}, "both shards must have work"
     source, dest = f"s3://{source_bucket}/", f"s3://{bucket}/"
 
-    first = await migrate(client, source, dest, shard=(0, 2))
-    second = await migrate(client, source, dest, shard=(1, 2))
+    first = await client.migrate(source, dest, shard=(0, 2))
+    second = await client.migrate(source, dest, shard=(1, 2))
 
     done = [r.source for r in first.migrated], [r.source for r in second.migrated]
     assert first.ok
@@ -186,7 +186,7 @@ async def test_two_shards_cover_everything_exactly_once(
 
     for bad in [(2, 2), (-1, 2), (0, 0), (True, 2), "0/2", (0, 1, 2)]:
         with pytest.raises(InvalidArgumentError):
-            await migrate(client, source, dest, shard=bad)  # type: ignore[arg-type]
+            await client.migrate(source, dest, shard=bad)  # type: ignore[arg-type]
 
 
 async def test_include_and_exclude_patterns(
@@ -195,8 +195,7 @@ async def test_include_and_exclude_patterns(
     source_bucket: str,
     plain_source: dict[str, bytes],
 ) -> None:
-    report = await migrate(
-        client,
+    report = await client.migrate(
         f"s3://{source_bucket}/apps",
         f"s3://{bucket}/only-apps/",
         include=["*.zip", "*.txt"],
@@ -225,7 +224,7 @@ async def test_deltaglider_bucket_with_the_6_2_0_fixture(
     manifest = load_fixture_bucket(s3_admin, source_bucket, fixtures_dir)
     originals = manifest["originals"]
 
-    report = await migrate(client, f"s3://{source_bucket}", f"s3://{bucket}/copy")
+    report = await client.migrate(f"s3://{source_bucket}", f"s3://{bucket}/copy")
 
     assert report.ok, [r.error for r in report.failed]
     logical = sorted(o["key"].removesuffix(".delta") for o in user_objects(manifest))
@@ -240,7 +239,7 @@ async def test_deltaglider_bucket_with_the_6_2_0_fixture(
     keys = list_keys(s3_admin, bucket)
     assert any(k.endswith("reference.bin") for k in keys)
 
-    rerun = await migrate(client, f"s3://{source_bucket}", f"s3://{bucket}/copy")
+    rerun = await client.migrate(f"s3://{source_bucket}", f"s3://{bucket}/copy")
     assert rerun.migrated == []
     assert rerun.failed == []
     assert len(rerun.skipped) == len(logical)
@@ -251,14 +250,14 @@ async def test_whole_call_errors(
     client: AsyncDeltaGliderClient, bucket: str, source_bucket: str
 ) -> None:
     with pytest.raises(InvalidArgumentError):
-        await migrate(client, f"s3://{bucket}/a/", f"s3://{bucket}/a/b/")
+        await client.migrate(f"s3://{bucket}/a/", f"s3://{bucket}/a/b/")
     with pytest.raises(InvalidArgumentError):
-        await migrate(client, f"s3://{bucket}", f"s3://{bucket}/x/")
+        await client.migrate(f"s3://{bucket}", f"s3://{bucket}/x/")
     with pytest.raises(BucketNotFoundError):
-        await migrate(client, f"s3://{bucket}-none", f"s3://{source_bucket}/")
+        await client.migrate(f"s3://{bucket}-none", f"s3://{source_bucket}/")
     with pytest.raises(BucketNotFoundError):
-        await migrate(client, f"s3://{source_bucket}", f"s3://{bucket}-none/")
-    empty = await migrate(client, f"s3://{source_bucket}", f"s3://{bucket}/")
+        await client.migrate(f"s3://{source_bucket}", f"s3://{bucket}-none/")
+    empty = await client.migrate(f"s3://{source_bucket}", f"s3://{bucket}/")
     assert empty.total == 0
     assert empty.ok
 
@@ -287,7 +286,7 @@ async def test_nothing_the_user_owns_is_dropped_or_renamed(
         s3_admin.put_object(Bucket=source_bucket, Key=key, Body=data)
     src = f"s3://{source_bucket}"
 
-    report = await migrate(client, src, f"s3://{bucket}/copy/")
+    report = await client.migrate(src, f"s3://{bucket}/copy/")
 
     assert report.ok, [r.error for r in report.failed]
     migrated = sorted(r.source for r in report.migrated)
@@ -305,5 +304,5 @@ async def test_nothing_the_user_owns_is_dropped_or_renamed(
     assert [o["Key"] for o in listed["Contents"]] == ["copy/both/x.zip", "copy/docs/guide.txt"]
     assert not any("game" in k for k in list_keys(s3_admin, bucket))
     # A dry run reports the same.
-    dry = await migrate(client, src, f"s3://{bucket}/again/", dry_run=True)
+    dry = await client.migrate(src, f"s3://{bucket}/again/", dry_run=True)
     assert sorted(r.source for r in dry.refused) == sorted(refused)

@@ -18,8 +18,7 @@ from deltaglider_async import (
     DeltaGliderConfig,
     InvalidArgumentError,
 )
-from deltaglider_async._bulk import upload_many
-from deltaglider_async._stats import cache_key, get_bucket_stats
+from deltaglider_async.core.stats import cache_key
 from deltaglider_async.testing import LocalS3
 from deltaglider_async.testing_proxy import FaultProxy
 from tests.archives import make_zip_versions
@@ -63,7 +62,7 @@ async def layout(
     for n, (space, count) in enumerate(SPACES.items()):
         paths = make_zip_versions(tmp_path / f"s{n}", count, size=12_000 + 3_000 * n, seed=n)
         url = f"s3://{bucket}/{space}/" if space else f"s3://{bucket}/"
-        results = await upload_many(client, paths, url)
+        results = await client.upload_many(paths, url)
         assert all(r.ok and r.value and r.value.is_delta for r in results)
         for path in paths:
             key = f"{space}/{path.name}.delta" if space else f"{path.name}.delta"
@@ -139,7 +138,7 @@ async def test_figures_of_each_mode_and_the_cache_they_write(
 ) -> None:
     stored = layout.stored(s3_admin, bucket)
 
-    stats = await get_bucket_stats(client, bucket, mode)  # type: ignore[arg-type]
+    stats = await client.get_bucket_stats(bucket, mode)  # type: ignore[arg-type]
 
     want = expected(layout, stored, mode, bucket)
     assert stats == want
@@ -171,9 +170,9 @@ async def test_figures_of_each_mode_and_the_cache_they_write(
 async def test_detailed_is_exact_and_quick_is_an_estimate(
     client: AsyncDeltaGliderClient, bucket: str, layout: Layout
 ) -> None:
-    detailed = await get_bucket_stats(client, bucket, "detailed", use_cache=False)
+    detailed = await client.get_bucket_stats(bucket, "detailed", use_cache=False)
     assert detailed.total_size == sum(layout.originals.values()) + sum(layout.direct.values())
-    quick = await get_bucket_stats(client, bucket, "quick", use_cache=False)
+    quick = await client.get_bucket_stats(bucket, "quick", use_cache=False)
     assert quick.compressed_size == detailed.compressed_size
     assert quick.object_count == detailed.object_count
 
@@ -189,19 +188,19 @@ async def test_a_valid_cache_is_returned_without_computing(
         Body=cache_document("detailed", validation, marker=123456789),
     )
 
-    cached = await get_bucket_stats(client, bucket, "detailed")
+    cached = await client.get_bucket_stats(bucket, "detailed")
     assert cached.total_size == 123456789
     assert cached.bucket == bucket
     assert cached.mode == "detailed"
 
     # use_cache=False neither reads nor writes it.
-    fresh = await get_bucket_stats(client, bucket, "detailed", use_cache=False)
+    fresh = await client.get_bucket_stats(bucket, "detailed", use_cache=False)
     assert fresh == expected(layout, stored, "detailed", bucket)
     assert b"123456789" in read_object(s3_admin, bucket, cache_key("detailed"))
     # refresh_cache recomputes and rewrites it.
-    assert await get_bucket_stats(client, bucket, "detailed", refresh_cache=True) == fresh
+    assert await client.get_bucket_stats(bucket, "detailed", refresh_cache=True) == fresh
     assert b"123456789" not in read_object(s3_admin, bucket, cache_key("detailed"))
-    assert await get_bucket_stats(client, bucket, "detailed") == fresh
+    assert await client.get_bucket_stats(bucket, "detailed") == fresh
 
     # Any change to the bucket makes the cache stale.
     s3_admin.put_object(
@@ -211,8 +210,8 @@ async def test_a_valid_cache_is_returned_without_computing(
     )
     # The next version of releases/app (same generator as the layout's).
     extra = make_zip_versions(tmp_path / "extra", SPACES["releases/app"] + 1, size=12_000, seed=0)
-    await upload_many(client, extra[-1:], f"s3://{bucket}/releases/app/")
-    again = await get_bucket_stats(client, bucket, "detailed")
+    await client.upload_many(extra[-1:], f"s3://{bucket}/releases/app/")
+    again = await client.get_bucket_stats(bucket, "detailed")
     assert again.total_size != 123456789
     assert again.delta_objects == fresh.delta_objects + 1
 
@@ -221,29 +220,29 @@ async def test_cache_hit_sends_no_head(s3_server: LocalS3, bucket: str, layout: 
     """Counted at the wire: a cache hit costs a LIST and a GET, no HEAD at all."""
     with FaultProxy(s3_server.endpoint_url) as proxy:
         async with AsyncDeltaGliderClient(proxy.wrap(s3_server).config()) as counted:
-            first = await get_bucket_stats(counted, bucket, "detailed")
+            first = await counted.get_bucket_stats(bucket, "detailed")
             assert proxy.stats().requests["HEAD"] == len(layout.originals)
             proxy.reset_stats()
-            assert await get_bucket_stats(counted, bucket, "detailed") == first
+            assert await counted.get_bucket_stats(bucket, "detailed") == first
             seen = proxy.stats().requests
             assert seen["HEAD"] == 0
             assert seen["GET"] == 2  # one LIST page and the cache file
             assert seen["PUT"] == 0
             proxy.reset_stats()
-            await get_bucket_stats(counted, bucket, "sampled", use_cache=False)
+            await counted.get_bucket_stats(bucket, "sampled", use_cache=False)
             assert proxy.stats().requests["HEAD"] == len(SPACES)
 
 
 async def test_missing_bucket_raises_in_every_mode(client: AsyncDeltaGliderClient) -> None:
     for mode in ("quick", "sampled", "detailed"):
         with pytest.raises(BucketNotFoundError):
-            await get_bucket_stats(client, "no-such-bucket-dg-stats", mode)
+            await client.get_bucket_stats("no-such-bucket-dg-stats", mode)
     with pytest.raises(InvalidArgumentError):
-        await get_bucket_stats(client, "whatever", "fast")  # type: ignore[arg-type]
+        await client.get_bucket_stats("whatever", "fast")  # type: ignore[arg-type]
 
 
 async def test_empty_bucket(client: AsyncDeltaGliderClient, bucket: str) -> None:
-    stats = await get_bucket_stats(client, bucket, "detailed")
+    stats = await client.get_bucket_stats(bucket, "detailed")
     assert stats == BucketStats(bucket, 0, 0, 0, 0, 0.0, 0, 0, "detailed")
 
 
@@ -261,7 +260,7 @@ async def test_more_than_one_listing_page(moto_s3: LocalS3) -> None:
                 )
             )
         async with AsyncDeltaGliderClient(moto_s3.config()) as client:
-            stats = await get_bucket_stats(client, name, use_cache=False)
+            stats = await client.get_bucket_stats(name, use_cache=False)
         assert stats.object_count == stats.direct_objects == 1_005
         assert stats.total_size == stats.compressed_size == 2_010
     finally:

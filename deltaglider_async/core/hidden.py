@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ._models import DELTA_SUFFIX, REFERENCE_NAME
-from .core import metadata as meta_codec
-from .core.keys import KeyRole, role
-from .core.listing import bounded
-from .ports.storage import StoragePort
+from .._models import DELTA_SUFFIX, REFERENCE_NAME
+from ..ports.storage import StoragePort
+from . import metadata as meta_codec
+from .keys import KeyRole, role
+from .listing import bounded
 
 __all__ = ["HiddenObject", "find_hidden", "foreign_references", "reserved_reason"]
 

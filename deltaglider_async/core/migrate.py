@@ -17,30 +17,27 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 import anyio
 import anyio.to_thread
 
-from . import _hidden as hidden
-from ._bulk import ItemResult, Job, ProgressCallback, concurrency_limit, run_jobs
-from ._errors import (
+from .._errors import (
     AccessDeniedError,
     InvalidArgumentError,
     ObjectNotFoundError,
     ReservedKeyError,
 )
-from ._models import DELTA_SUFFIX, ObjectKey, S3Url, UploadSummary
-from ._responses import user_metadata
-from ._scratch import ScratchDir
-from .adapters.logging import LOGGER_NAME
-from .core import metadata as meta_codec
-from .core.keys import KeyRole, logical_key, role
-from .core.planner import check_user_key, validate_ratio
-from .core.service import ResolvedObject
-
-if TYPE_CHECKING:
-    from ._client import AsyncDeltaGliderClient
+from .._models import DELTA_SUFFIX, ObjectKey, S3Url, UploadSummary
+from .._scratch import ScratchDir
+from ..ports.logger import LOGGER_NAME
+from . import hidden
+from . import metadata as meta_codec
+from .bulk import ItemResult, Job, ProgressCallback, concurrency_limit, run_jobs
+from .keys import KeyRole, logical_key, role
+from .operations import Operations
+from .planner import check_user_key, validate_ratio
+from .service import ResolvedObject
 
 __all__ = ["MigrationReport", "migrate", "shard_of"]
 
@@ -166,7 +163,7 @@ def _md5_differs(source: ResolvedObject, dest: ResolvedObject) -> bool:
 
 
 async def _list_sources(
-    client: AsyncDeltaGliderClient,
+    ops: Operations,
     bucket: str,
     prefix: str,
     include: tuple[str, ...],
@@ -179,7 +176,7 @@ async def _list_sources(
     they are rebuilt at the destination. Every other object is a source, even one that
     cannot be copied (it is then reported as refused, with the reason).
     """
-    storage = client.service.storage
+    storage = ops.service.storage
     found: dict[str, _Source] = {}
     extra: list[_Source] = []
     references: list[_Source] = []
@@ -207,9 +204,7 @@ async def _list_sources(
         else:
             found[relative] = _Source(key, relative)
     by_key = {source.stored_key: source for source in references}
-    foreign = await hidden.foreign_references(
-        storage, bucket, by_key, client.config.metadata_concurrency
-    )
+    foreign = await hidden.foreign_references(storage, bucket, by_key, ops.metadata_concurrency)
     extra.extend(_Source(h.key, by_key[h.key].relative, h.reason) for h in foreign)
     return [*found.values(), *extra]
 
@@ -219,7 +214,7 @@ def _is_direct(source: _Source) -> bool:
 
 
 async def migrate(
-    client: AsyncDeltaGliderClient,
+    ops: Operations,
     source_url: str,
     dest_url: str,
     *,
@@ -282,13 +277,13 @@ async def migrate(
     ratio = None if max_ratio is None else validate_ratio(max_ratio)
     checked_shard = _check_shard(shard)
     included, excluded = _patterns("include", include), _patterns("exclude", exclude)
-    limit = concurrency_limit(client, max_concurrency)
-    storage = client.service.storage
+    limit = concurrency_limit(ops, max_concurrency)
+    storage = ops.service.storage
     try:
         await storage.head_bucket(dst.bucket)
     except AccessDeniedError:
         pass  # prefix-scoped credentials may not HEAD the bucket; the writes will tell
-    sources = await _list_sources(client, src.bucket, src_prefix, included, excluded, checked_shard)
+    sources = await _list_sources(ops, src.bucket, src_prefix, included, excluded, checked_shard)
 
     work = ScratchDir("migrate")
 
@@ -303,7 +298,7 @@ async def migrate(
                 source=f"s3://{src.bucket}/{item.stored_key}",
                 destination=target.url,
                 run=_copier(
-                    client,
+                    ops,
                     ObjectKey(src.bucket, item.stored_key),
                     target,
                     ratio,
@@ -331,7 +326,7 @@ async def migrate(
 
 
 def _copier(
-    client: AsyncDeltaGliderClient,
+    ops: Operations,
     source: ObjectKey,
     target: ObjectKey,
     ratio: float | None,
@@ -339,7 +334,7 @@ def _copier(
     new_path: Callable[[], Path],
     refused: str,
 ) -> Callable[[], Awaitable[_Outcome]]:
-    service = client.service
+    service = ops.service
 
     async def run() -> _Outcome:
         if refused:
@@ -385,7 +380,7 @@ def _copier(
                 target.space,
                 ratio,
                 name=target.name,
-                metadata=user_metadata(resolved),
+                metadata=resolved.user_metadata(),
                 content_type=resolved.head.content_type,
             )
         finally:

@@ -27,11 +27,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import anyio
 
-from ._errors import (
+from .._errors import (
     AccessDeniedError,
     DeltaGliderError,
     InvalidArgumentError,
@@ -40,12 +40,10 @@ from ._errors import (
     translating_local,
     unwrap_group,
 )
-from ._models import DELTA_SUFFIX, GetSummary, ObjectKey, S3Url, UploadSummary
-from .adapters.logging import LOGGER_NAME
-from .core.planner import check_user_key, validate_ratio
-
-if TYPE_CHECKING:
-    from ._client import AsyncDeltaGliderClient
+from .._models import DELTA_SUFFIX, GetSummary, ObjectKey, S3Url, UploadSummary
+from ..ports.logger import LOGGER_NAME
+from .operations import Operations
+from .planner import check_user_key, validate_ratio
 
 __all__ = [
     "DownloadItem",
@@ -251,10 +249,10 @@ async def run_jobs(
     return [r for r in results if r is not None]
 
 
-def concurrency_limit(client: AsyncDeltaGliderClient, max_concurrency: int | None) -> int:
+def concurrency_limit(ops: Operations, max_concurrency: int | None) -> int:
     """``max_concurrency`` checked, or the client's configured bound."""
     if max_concurrency is None:
-        return client.config.concurrency
+        return ops.concurrency
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
         raise InvalidArgumentError(f"max_concurrency must be an int, got {max_concurrency!r}")
     if max_concurrency < 1:
@@ -324,7 +322,7 @@ def _upload_entry(entry: Any) -> tuple[Path, str]:
 
 
 async def upload_many(
-    client: AsyncDeltaGliderClient,
+    ops: Operations,
     files: Iterable[UploadItem],
     s3_url: str,
     *,
@@ -363,10 +361,10 @@ async def upload_many(
     """
     url = S3Url.parse(s3_url)
     ratio = None if max_ratio is None else validate_ratio(max_ratio)
-    limit = concurrency_limit(client, max_concurrency)
+    limit = concurrency_limit(ops, max_concurrency)
     entries = [_upload_entry(entry) for entry in files]
     prefix = url.key[:-1] if url.key.endswith("/") else url.key
-    service = client.service
+    service = ops.service
     jobs: list[Job[UploadSummary]] = []
     for path, relative in entries:
         key = ObjectKey(url.bucket, f"{prefix}/{relative}" if prefix else relative)
@@ -378,7 +376,7 @@ async def upload_many(
         except DeltaGliderError as exc:
             job.error = exc
         else:
-            job.run = _uploader(client, path, key, ratio, allow_delta)
+            job.run = _uploader(ops, path, key, ratio, allow_delta)
         jobs.append(job)
     _flag_duplicates(jobs, "key")
     if jobs:
@@ -390,7 +388,7 @@ async def upload_many(
 
 
 def _uploader(
-    client: AsyncDeltaGliderClient,
+    ops: Operations,
     path: Path,
     key: ObjectKey,
     ratio: float | None,
@@ -398,7 +396,7 @@ def _uploader(
 ) -> Callable[[], Awaitable[UploadSummary]]:
     async def run() -> UploadSummary:
         await check_local_file(path)
-        summary = await client.service.put(
+        summary = await ops.service.put(
             path, key.space, ratio, name=key.name, allow_delta=allow_delta
         )
         return UploadSummary.from_put(summary)
@@ -444,7 +442,7 @@ def _download_entry(entry: Any, dest_dir: Path) -> tuple[str, ObjectKey | None, 
 
 
 async def download_many(
-    client: AsyncDeltaGliderClient,
+    ops: Operations,
     items: Iterable[DownloadItem],
     dest_dir: str | os.PathLike[str],
     *,
@@ -472,7 +470,7 @@ async def download_many(
     items or ``max_concurrency`` and when ``dest_dir`` cannot be a directory.
     Cancellation stops every download, leaves no temp file and propagates.
     """
-    limit = concurrency_limit(client, max_concurrency)
+    limit = concurrency_limit(ops, max_concurrency)
     root = Path(dest_dir)
     entries = [_download_entry(entry, root) for entry in items]
     try:
@@ -488,19 +486,17 @@ async def download_many(
             job.error = InvalidURLError(problem) if key is None else InvalidArgumentError(problem)
         else:
             job.group = key.space
-            job.run = _downloader(client, key, out)
+            job.run = _downloader(ops, key, out)
         jobs.append(job)
     _flag_duplicates(jobs, "local file")
     return await run_jobs(jobs, limit=limit, progress=progress, size_of=_download_size)
 
 
-def _downloader(
-    client: AsyncDeltaGliderClient, key: ObjectKey, out: Path
-) -> Callable[[], Awaitable[GetSummary]]:
+def _downloader(ops: Operations, key: ObjectKey, out: Path) -> Callable[[], Awaitable[GetSummary]]:
     async def run() -> GetSummary:
         with translating_local(out.parent, "create the directory"):
             await anyio.Path(out.parent).mkdir(parents=True, exist_ok=True)
-        return await client.service.get(key, out)
+        return await ops.service.get(key, out)
 
     return run
 

@@ -19,18 +19,16 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from ._bulk import Job, run_jobs
-from ._errors import DeltaGliderError, InvalidArgumentError, ObjectNotFoundError
-from ._models import INTERNAL_PREFIX, BucketStats
-from .adapters.logging import LOGGER_NAME
-from .core import metadata as meta_codec
-from .core.keys import KeyRole, logical_key, role
-from .ports.storage import StoragePort
-
-if TYPE_CHECKING:
-    from ._client import AsyncDeltaGliderClient
+from .._errors import DeltaGliderError, InvalidArgumentError, ObjectNotFoundError
+from .._models import INTERNAL_PREFIX, BucketStats
+from ..ports.logger import LOGGER_NAME
+from ..ports.storage import StoragePort
+from . import metadata as meta_codec
+from .bulk import Job, run_jobs
+from .keys import KeyRole, logical_key, role
+from .operations import Operations
 
 __all__ = ["CACHE_VERSION", "STATS_MODES", "StatsMode", "cache_key", "get_bucket_stats"]
 
@@ -118,11 +116,9 @@ def _estimate(space: _Space, delta: _Delta) -> int:
     return delta.size
 
 
-async def _fetch_originals(
-    client: AsyncDeltaGliderClient, bucket: str, deltas: list[_Delta]
-) -> None:
+async def _fetch_originals(ops: Operations, bucket: str, deltas: list[_Delta]) -> None:
     """HEAD ``deltas`` with the client's metadata bound; set their exact original size."""
-    storage = client.service.storage
+    storage = ops.service.storage
 
     def job(delta: _Delta) -> Job[None]:
         async def run() -> None:
@@ -135,7 +131,7 @@ async def _fetch_originals(
 
         return Job(source=f"s3://{bucket}/{delta.key}", destination="", run=run)
 
-    results = await run_jobs([job(d) for d in deltas], limit=client.config.metadata_concurrency)
+    results = await run_jobs([job(d) for d in deltas], limit=ops.metadata_concurrency)
     for result in results:
         if result.error is not None:
             # A HEAD that still fails after the client's retries: no figure at all is
@@ -236,19 +232,17 @@ async def _read_cache(storage: StoragePort, bucket: str, mode: str) -> Any:
         return None
 
 
-async def _write_cache(
-    client: AsyncDeltaGliderClient, bucket: str, stats: BucketStats, listing: _Listing
-) -> None:
+async def _write_cache(ops: Operations, bucket: str, stats: BucketStats, listing: _Listing) -> None:
     document = {
         "version": CACHE_VERSION,
         "mode": stats.mode,
-        "computed_at": meta_codec.format_timestamp(client.service.clock.now()),
+        "computed_at": meta_codec.format_timestamp(ops.service.clock.now()),
         "validation": listing.validation,
         "stats": dataclasses.asdict(stats),
     }
     data = json.dumps(document, indent=2, sort_keys=False).encode("utf-8")
     try:
-        await client.service.storage.put_bytes(
+        await ops.service.storage.put_bytes(
             bucket, cache_key(stats.mode), data, content_type="application/json"
         )
     except DeltaGliderError as exc:
@@ -258,7 +252,7 @@ async def _write_cache(
 
 
 async def get_bucket_stats(
-    client: AsyncDeltaGliderClient,
+    ops: Operations,
     bucket: str,
     mode: StatsMode = "quick",
     use_cache: bool = True,
@@ -311,7 +305,7 @@ async def get_bucket_stats(
         raise InvalidArgumentError(f"bucket must be a non-empty str, got {bucket!r}")
     if mode not in STATS_MODES:
         raise InvalidArgumentError(f"mode must be one of {', '.join(STATS_MODES)}, got {mode!r}")
-    storage = client.service.storage
+    storage = ops.service.storage
     listing = await _scan(storage, bucket)
     if use_cache and not refresh_cache:
         cached = _stats_from_cache(
@@ -321,14 +315,12 @@ async def get_bucket_stats(
             _log.debug("bucket stats of s3://%s (%s) served from the cache", bucket, mode)
             return cached
     if mode == "detailed":
-        await _fetch_originals(
-            client, bucket, [d for s in listing.spaces.values() for d in s.deltas]
-        )
+        await _fetch_originals(ops, bucket, [d for s in listing.spaces.values() for d in s.deltas])
     elif mode == "sampled":
         await _fetch_originals(
-            client, bucket, [_sample(s) for s in listing.spaces.values() if s.deltas]
+            ops, bucket, [_sample(s) for s in listing.spaces.values() if s.deltas]
         )
     stats = _compute(bucket, mode, listing)
     if use_cache:
-        await _write_cache(client, bucket, stats, listing)
+        await _write_cache(ops, bucket, stats, listing)
     return stats
