@@ -22,9 +22,8 @@ from typing import Any
 import anyio
 from _common import machine
 
-from deltaglider_async import AsyncDeltaGliderClient, DeltaGliderConfig
+from deltaglider_async import AsyncDeltaGliderClient, DeltaGliderConfig, StatsMode
 from deltaglider_async.core import metadata as meta_codec
-from deltaglider_async.core.stats import StatsMode
 from deltaglider_async.testing import LocalS3, start_local_s3
 from deltaglider_async.testing_proxy import ProxyProcess
 

@@ -44,6 +44,7 @@ from ._errors import ReservedKeyError as ReservedKeyError
 from ._errors import StorageError as StorageError
 from ._errors import UnverifiableObjectError as UnverifiableObjectError
 from ._models import BucketStats as BucketStats
+from ._models import ContentChecks as ContentChecks
 from ._models import DeltaSpace as DeltaSpace
 from ._models import GetSummary as GetSummary
 from ._models import ObjectKey as ObjectKey
@@ -68,14 +69,20 @@ from ._responses import ResponseMetadata as ResponseMetadata
 from ._version import __version__ as __version__
 from .adapters.logging import hold_log_level as hold_log_level
 from .adapters.logging import release_log_level as release_log_level
+from .core.bulk import DownloadItem as DownloadItem
 from .core.bulk import ItemResult as ItemResult
 from .core.bulk import Progress as Progress
 from .core.bulk import ProgressCallback as ProgressCallback
+from .core.bulk import UploadItem as UploadItem
+from .core.deletes import DeleteSummary as DeleteSummary
 from .core.hidden import HiddenObject as HiddenObject
 from .core.migrate import MigrationReport as MigrationReport
+from .core.operations import Operations as Operations
 from .core.planner import check_user_key as check_user_key
 from .core.planner import validate_ratio as validate_ratio
+from .core.reads import ResolvedObject as ResolvedObject
 from .core.service import AsyncDeltaService as AsyncDeltaService
+from .core.stats import StatsMode as StatsMode
 
 __all__ = [
     "AccessDeniedError",
@@ -91,16 +98,19 @@ __all__ = [
     "ClientClosedError",
     "ClientState",
     "ConditionalWriteNotSupportedError",
+    "ContentChecks",
     "CopyObjectResponse",
     "DeleteObjectResponse",
     "DeleteObjectsResponse",
     "DeleteRecursiveResponse",
+    "DeleteSummary",
     "DeltaGliderConfig",
     "DeltaGliderError",
     "DeltaSpace",
     "DiffError",
     "DiffToolNotFoundError",
     "DiffToolUnsupportedError",
+    "DownloadItem",
     "EventLoopThreadError",
     "GetBucketAclResponse",
     "GetObjectResponse",
@@ -122,18 +132,22 @@ __all__ = [
     "ObjectChangedError",
     "ObjectKey",
     "ObjectNotFoundError",
+    "Operations",
     "PreconditionFailedError",
     "Progress",
     "ProgressCallback",
     "PutObjectResponse",
     "PutSummary",
     "ReservedKeyError",
+    "ResolvedObject",
     "ResponseMetadata",
     "S3Url",
     "StaleUpload",
+    "StatsMode",
     "StorageError",
     "StoredAs",
     "UnverifiableObjectError",
+    "UploadItem",
     "UploadSummary",
     "VerifyResult",
     "__version__",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,7 @@ from deltaglider_async import (
     ObjectKey,
     Progress,
     ProgressCallback,
+    StatsMode,
     StorageError,
     UploadSummary,
     VerifyResult,
@@ -111,9 +112,6 @@ async def migrate(
         max_ratio=max_ratio,
         progress=progress,
     )
-
-
-StatsMode = Literal["quick", "sampled", "detailed"]
 
 
 async def get_bucket_stats(

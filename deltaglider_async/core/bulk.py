@@ -60,9 +60,9 @@ _log = logging.getLogger(LOGGER_NAME)
 T = TypeVar("T")
 
 #: A local file, or ``(local file, key relative to the destination prefix)``.
-UploadItem: TypeAlias = "str | os.PathLike[str] | tuple[str | os.PathLike[str], str | PurePath]"
+UploadItem: TypeAlias = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | PurePath]
 #: An ``s3://`` URL, or ``(s3://... URL, path relative to the destination directory)``.
-DownloadItem: TypeAlias = "str | tuple[str, str | os.PathLike[str]]"
+DownloadItem: TypeAlias = str | tuple[str, str | os.PathLike[str]]
 
 
 @dataclass(frozen=True, slots=True)
