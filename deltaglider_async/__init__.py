@@ -70,9 +70,6 @@ from ._version import __version__ as __version__
 from .adapters.logging import hold_log_level as hold_log_level
 from .adapters.logging import release_log_level as release_log_level
 from .core.bulk import DownloadItem as DownloadItem
-from .core.bulk import ItemResult as ItemResult
-from .core.bulk import Progress as Progress
-from .core.bulk import ProgressCallback as ProgressCallback
 from .core.bulk import UploadItem as UploadItem
 from .core.deletes import DeleteSummary as DeleteSummary
 from .core.hidden import HiddenObject as HiddenObject
@@ -80,6 +77,11 @@ from .core.migrate import MigrationReport as MigrationReport
 from .core.operations import Operations as Operations
 from .core.planner import check_user_key as check_user_key
 from .core.planner import validate_ratio as validate_ratio
+from .core.pool import ItemResult as ItemResult
+from .core.pool import Job as Job
+from .core.pool import Progress as Progress
+from .core.pool import ProgressCallback as ProgressCallback
+from .core.pool import run_jobs as run_jobs
 from .core.reads import ResolvedObject as ResolvedObject
 from .core.service import AsyncDeltaService as AsyncDeltaService
 from .core.stats import StatsMode as StatsMode
@@ -122,6 +124,7 @@ __all__ = [
     "InvalidRatioError",
     "InvalidURLError",
     "ItemResult",
+    "Job",
     "ListBucketsResponse",
     "ListObjectsResponse",
     "ListedObject",
@@ -155,5 +158,6 @@ __all__ = [
     "create_async_client",
     "hold_log_level",
     "release_log_level",
+    "run_jobs",
     "validate_ratio",
 ]

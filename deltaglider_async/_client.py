@@ -92,6 +92,7 @@ from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
 from .core.migrate import MigrationReport
 from .core.operations import Operations
 from .core.planner import check_user_key, validate_ratio
+from .core.pool import for_each
 from .core.service import AsyncDeltaService, ResolvedObject
 from .core.stats import StatsMode
 from .ports.logger import LOGGER_NAME
@@ -589,7 +590,7 @@ class AsyncDeltaGliderClient:
             heads[key] = await self._bundle.storage.head(bucket, key)
 
         deltas = [o.key for o in objects if o.key.endswith(DELTA_SUFFIX)]
-        await _bounded(deltas, head, self._config.metadata_concurrency)
+        await for_each(deltas, head, self._config.metadata_concurrency)
         return heads
 
     @_api
@@ -731,7 +732,7 @@ class AsyncDeltaGliderClient:
             if await self._bundle.service.drop_unused_reference(space):
                 dropped.add(space)
 
-        await _bounded(sorted(spaces, key=lambda s: s.prefix), drop, self._config.concurrency)
+        await for_each(sorted(spaces, key=lambda s: s.prefix), drop, self._config.concurrency)
         return dropped
 
     @_api
@@ -1326,7 +1327,7 @@ class _DeleteBatch:
             except DeltaGliderError as exc:
                 self._error(key, exc)
 
-        await _bounded(others, resolve, self.client.config.concurrency)
+        await for_each(others, resolve, self.client.config.concurrency)
         owners: dict[str, list[str]] = {}
         for key in others:
             if key not in self._resolved:
@@ -1588,21 +1589,6 @@ def _span(
     if start >= size or end < start:
         raise InvalidArgumentError(f"Range {spec!r} is not satisfiable: {label} has {size} bytes")
     return start, end
-
-
-async def _bounded(items: Sequence[_T], fn: Callable[[_T], Awaitable[None]], limit: int) -> None:
-    """Run ``fn`` on every item with at most ``limit`` in flight."""
-    if not items:
-        return
-    pending = iter(items)
-
-    async def worker() -> None:
-        for item in pending:
-            await fn(item)
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(limit, len(items))):
-            tg.start_soon(worker)
 
 
 async def _body_chunks(body: Any) -> AsyncIterator[bytes]:

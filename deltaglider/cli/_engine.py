@@ -2,8 +2,8 @@
 
 Uploads, downloads, migration and bucket statistics come from the async core's bulk
 engine. The rest (copies between S3 locations, uploads with delta compression disabled,
-verification of many objects) run on :func:`run_each`, a small bounded pool with the same
-per-item results.
+verification of many objects) run on :func:`run_each`, the library's bounded worker pool
+(``run_jobs``) with the same per-item results.
 """
 
 from __future__ import annotations
@@ -16,22 +16,20 @@ import anyio
 import anyio.to_thread
 
 from deltaglider_async import (
-    AccessDeniedError,
     AsyncDeltaGliderClient,
     BucketStats,
-    DeltaGliderError,
     GetSummary,
     ItemResult,
+    Job,
     MigrationReport,
-    NotFoundError,
     ObjectKey,
     Progress,
     ProgressCallback,
     StatsMode,
-    StorageError,
     UploadSummary,
     VerifyResult,
     check_user_key,
+    run_jobs,
 )
 
 __all__ = [
@@ -217,21 +215,6 @@ async def upload_stream(
     return UploadSummary.from_put(summary)
 
 
-def item_error(exc: DeltaGliderError | OSError) -> DeltaGliderError:
-    """The library error an item reports for ``exc`` (a local ``OSError`` translated)."""
-    if isinstance(exc, DeltaGliderError):
-        return exc
-    error: DeltaGliderError
-    if isinstance(exc, FileNotFoundError):
-        error = NotFoundError(str(exc))
-    elif isinstance(exc, PermissionError):
-        error = AccessDeniedError(str(exc))
-    else:
-        error = StorageError(str(exc))
-    error.__cause__ = exc
-    return error
-
-
 async def run_each(
     tasks: Sequence[Task[T]],
     *,
@@ -239,34 +222,8 @@ async def run_each(
     progress: ProgressCallback | None = None,
     size_of: Callable[[T], int] = lambda _: 0,
 ) -> list[ItemResult[T]]:
-    """Run ``tasks`` with at most ``limit`` in flight; one result per task, in order.
-
-    A task's ``DeltaGliderError`` or ``OSError`` becomes its result's ``error``; anything
-    else (a bug) and cancellation propagate.
-    """
-    total = len(tasks)
-    results: list[ItemResult[T] | None] = [None] * total
-    pending = iter(range(total))
-    done = 0
-
-    async def worker() -> None:
-        nonlocal done
-        for index in pending:
-            source, destination, run = tasks[index]
-            try:
-                value = await run()
-            except (DeltaGliderError, OSError) as exc:
-                result: ItemResult[T] = ItemResult(source, destination, None, item_error(exc))
-            else:
-                result = ItemResult(source, destination, value)
-            results[index] = result
-            done += 1
-            if progress is not None:
-                size = size_of(result.value) if result.value is not None else 0
-                progress(Progress(done, total, source, result.ok, size))
-
-    if total:
-        async with anyio.create_task_group() as tg:
-            for _ in range(max(1, min(limit, total))):
-                tg.start_soon(worker)
-    return [r for r in results if r is not None]
+    """Run ``tasks`` on the library's bounded worker pool (:func:`run_jobs`): at most
+    ``limit`` in flight, one result per task, in order; a task's error becomes its
+    result's ``error`` (local ``OSError`` translated), cancellation propagates."""
+    jobs = [Job(source, destination, run) for source, destination, run in tasks]
+    return await run_jobs(jobs, limit=max(1, limit), progress=progress, size_of=size_of)

@@ -1,33 +1,19 @@
-"""Bulk operations: a bounded worker pool with per-item outcomes, and upload/download many.
+"""Bulk upload and download: many files on the bounded worker pool (``core.pool``).
 
-One call runs in one anyio task group of ``n`` worker tasks (``n`` = the concurrency bound,
-at most the number of items), which pull items from one queue; there is never one task per
-item. Each item ends as an :class:`ItemResult`: its value, or the error it met. One item's
-failure never hides another's result, while cancelling the call cancels every item
-(children killed, multipart uploads aborted, temp files removed by the service) and
-propagates.
-
-Items that share a *group* (a deltaspace) are started in a particular way: the first item
-to reach a group runs alone while later items of that group are set aside (without holding
-a worker), and they run once it is done. For uploads this is the item that creates the
-space's reference, so the others then encode against it instead of racing to create it or
-each downloading it; for downloads the first item leaves the space's reference in the local
-cache for the others. Items of other groups are never held up: a set-aside item frees its
-worker for the next item at once. If the first item fails, the next one of its group takes
-its place.
+Each file is one job of its deltaspace's group, so the first file of a directory creates
+(or, for downloads, caches) the reference before the others of that directory start, while
+other directories go on. Cancelling the call cancels every item (children killed,
+multipart uploads aborted, temp files removed by the service) and propagates.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import stat
-from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import anyio
 
@@ -38,12 +24,12 @@ from .._errors import (
     InvalidURLError,
     local_error,
     translating_local,
-    unwrap_group,
 )
 from .._models import DELTA_SUFFIX, GetSummary, ObjectKey, S3Url, UploadSummary
 from ..ports.logger import LOGGER_NAME
 from .operations import Operations
 from .planner import check_user_key, validate_ratio
+from .pool import ItemResult, Job, Progress, ProgressCallback, run_jobs
 
 __all__ = [
     "DownloadItem",
@@ -63,190 +49,6 @@ T = TypeVar("T")
 UploadItem: TypeAlias = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | PurePath]
 #: An ``s3://`` URL, or ``(s3://... URL, path relative to the destination directory)``.
 DownloadItem: TypeAlias = str | tuple[str, str | os.PathLike[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class ItemResult(Generic[T]):
-    """The outcome of one item of a bulk operation.
-
-    ``source`` and ``destination`` name the item (a local path or an ``s3://`` URL each);
-    exactly one of ``value`` (what the operation returned) and ``error`` is set.
-    """
-
-    source: str
-    destination: str
-    value: T | None = None
-    error: DeltaGliderError | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the item succeeded."""
-        return self.error is None
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """Passed to a bulk operation's ``progress`` callback after each item.
-
-    ``done`` items of ``total`` are finished; ``source`` names the one just finished,
-    ``ok`` tells whether it succeeded and ``bytes`` is its size when it was transferred
-    (original, uncompressed bytes), else 0.
-    """
-
-    done: int
-    total: int
-    source: str
-    ok: bool
-    bytes: int
-
-
-#: ``progress(Progress)``; called on the event loop's thread after each item. It may be a
-#: plain function or return an awaitable (which is awaited). What it raises is logged and
-#: otherwise ignored.
-ProgressCallback: TypeAlias = Callable[[Progress], object]
-
-
-# ---------------------------------------------------------------------------------------
-# The pool
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Job(Generic[T]):
-    """One item for :func:`run_jobs`: how to name it, how to run it, its group."""
-
-    source: str
-    destination: str
-    run: Callable[[], Awaitable[T]] | None
-    group: Hashable | None = None
-    #: An error found before running (bad argument, duplicate...): the job is not run.
-    error: DeltaGliderError | None = None
-
-
-class _GroupScheduler:
-    """The queue of a pool: items in input order, the first of each group alone."""
-
-    def __init__(self, groups: Sequence[Hashable | None], order: Iterable[int]) -> None:
-        self._groups = groups
-        self._ready: deque[int] = deque(order)
-        self._parked: dict[Hashable, list[int]] = {}
-        self._open: set[Hashable] = set()
-        self._opening: set[Hashable] = set()
-        self._changed = anyio.Event()
-
-    async def next(self) -> tuple[int, bool] | None:
-        """The next item to run and whether it opens its group; None when all are taken."""
-        while True:
-            while self._ready:
-                index = self._ready.popleft()
-                group = self._groups[index]
-                if group is None or group in self._open:
-                    return index, False
-                if group in self._opening:
-                    self._parked.setdefault(group, []).append(index)
-                    continue
-                self._opening.add(group)
-                return index, True
-            if not self._opening:
-                # Items are set aside only while their group is opening: none is left.
-                return None
-            await self._changed.wait()
-
-    def finished(self, index: int, *, opener: bool, ok: bool) -> None:
-        """Record the end of an item; an opener's end releases its group's items."""
-        if not opener:
-            return
-        group = self._groups[index]
-        self._opening.discard(group)
-        if ok:
-            self._open.add(group)
-        # On failure the first released item opens the group again.
-        self._ready.extendleft(reversed(self._parked.pop(group, [])))
-        self._changed.set()
-        self._changed = anyio.Event()
-
-
-def item_error(exc: Exception) -> DeltaGliderError:
-    """The :class:`DeltaGliderError` to report for an item that raised ``exc``."""
-    if isinstance(exc, DeltaGliderError):
-        return exc
-    if isinstance(exc, ExceptionGroup):
-        leaf = unwrap_group(exc)
-        if isinstance(leaf, Exception):
-            return item_error(leaf)
-    if isinstance(exc, OSError):
-        return local_error(exc, exc.filename or "?", "use")
-    _log.error("unexpected error in a bulk item", exc_info=exc)
-    error = DeltaGliderError(f"unexpected {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
-
-
-async def _report(progress: ProgressCallback | None, event: Progress) -> None:
-    if progress is None:
-        return
-    try:
-        result = progress(event)
-        if inspect.isawaitable(result):
-            await result
-    except Exception:
-        # A broken progress display must not break the transfer.
-        _log.warning("the progress callback raised; ignored", exc_info=True)
-
-
-async def run_jobs(
-    jobs: Sequence[Job[T]],
-    *,
-    limit: int,
-    progress: ProgressCallback | None = None,
-    size_of: Callable[[T], int] = lambda _: 0,
-) -> list[ItemResult[T]]:
-    """Run ``jobs`` with at most ``limit`` in flight; one result per job, in input order.
-
-    Exceptions of a job become its result's ``error``; cancellation propagates.
-    """
-    if limit < 1:
-        raise InvalidArgumentError(f"max_concurrency must be >= 1, got {limit}")
-    total = len(jobs)
-    results: list[ItemResult[T] | None] = [None] * total
-    done = 0
-
-    async def finish(index: int, value: T | None, error: DeltaGliderError | None) -> None:
-        nonlocal done
-        job = jobs[index]
-        results[index] = ItemResult(job.source, job.destination, value, error)
-        done += 1
-        size = size_of(value) if value is not None and error is None else 0
-        await _report(progress, Progress(done, total, job.source, error is None, size))
-
-    runnable = []
-    for index, job in enumerate(jobs):
-        if job.error is not None or job.run is None:
-            await finish(index, None, job.error or InvalidArgumentError("nothing to run"))
-        else:
-            runnable.append(index)
-    scheduler = _GroupScheduler([job.group for job in jobs], runnable)
-
-    async def worker() -> None:
-        while (taken := await scheduler.next()) is not None:
-            index, opener = taken
-            run = jobs[index].run
-            assert run is not None
-            try:
-                value = await run()
-            except Exception as exc:
-                scheduler.finished(index, opener=opener, ok=False)
-                await finish(index, None, item_error(exc))
-            else:
-                scheduler.finished(index, opener=opener, ok=True)
-                await finish(index, value, None)
-
-    if runnable:
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(limit, len(runnable))):
-                tg.start_soon(worker)
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
 
 
 def concurrency_limit(ops: Operations, max_concurrency: int | None) -> int:

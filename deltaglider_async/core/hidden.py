@@ -23,7 +23,7 @@ from .._models import DELTA_SUFFIX, REFERENCE_NAME
 from ..ports.storage import StoragePort
 from . import metadata as meta_codec
 from .keys import KeyRole, role
-from .listing import bounded
+from .pool import for_each
 
 __all__ = ["HiddenObject", "find_hidden", "foreign_references", "reserved_reason"]
 
@@ -63,7 +63,7 @@ async def foreign_references(
         if head is not None and not meta_codec.is_claimed(head.metadata):
             found.append(HiddenObject(key, reserved_reason()))
 
-    await bounded(list(keys), check, concurrency)
+    await for_each(list(keys), check, concurrency)
     found.sort(key=lambda h: h.key)
     return found
 

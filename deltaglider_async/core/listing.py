@@ -21,17 +21,16 @@ A bucket stores ``x.zip`` as ``x.zip.delta`` and hides ``reference.bin`` and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
-
-import anyio
 
 from .._errors import StorageError
 from .._models import DELTA_SUFFIX, INTERNAL_PREFIX
 from ..ports.storage import ObjectInfo, StoragePort
 from .keys import KeyRole, is_hidden, logical_key, role
+from .pool import for_each
 
 __all__ = [
     "Cursor",
@@ -391,7 +390,7 @@ async def _check_prefixes(
     async def check(common_prefix: str) -> None:
         checked[common_prefix] = await _has_visible_object(storage, bucket, common_prefix)
 
-    await bounded(todo, check, concurrency)
+    await for_each(todo, check, concurrency)
 
 
 async def _has_visible_object(storage: StoragePort, bucket: str, prefix: str) -> bool:
@@ -404,18 +403,3 @@ async def _has_visible_object(storage: StoragePort, bucket: str, prefix: str) ->
         if not page.is_truncated:
             return False
         token = _next_token(page.next_continuation_token, token)
-
-
-async def bounded(items: Sequence[T], fn: Callable[[T], Awaitable[None]], limit: int) -> None:
-    """Run ``fn`` on every item with at most ``limit`` in flight."""
-    if not items:
-        return
-    pending = iter(items)
-
-    async def worker() -> None:
-        for item in pending:
-            await fn(item)
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(limit, len(items))):
-            tg.start_soon(worker)

@@ -33,10 +33,11 @@ from .._scratch import ScratchDir
 from ..ports.logger import LOGGER_NAME
 from . import hidden
 from . import metadata as meta_codec
-from .bulk import ItemResult, Job, ProgressCallback, concurrency_limit, run_jobs
+from .bulk import concurrency_limit
 from .keys import KeyRole, logical_key, role
 from .operations import Operations
 from .planner import check_user_key, validate_ratio
+from .pool import ItemResult, Job, ProgressCallback, run_jobs
 from .service import ResolvedObject
 
 __all__ = ["MigrationReport", "migrate", "shard_of"]

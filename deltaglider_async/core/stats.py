@@ -26,9 +26,9 @@ from .._models import INTERNAL_PREFIX, BucketStats
 from ..ports.logger import LOGGER_NAME
 from ..ports.storage import StoragePort
 from . import metadata as meta_codec
-from .bulk import Job, run_jobs
 from .keys import KeyRole, logical_key, role
 from .operations import Operations
+from .pool import Job, run_jobs
 
 __all__ = ["CACHE_VERSION", "STATS_MODES", "StatsMode", "cache_key", "get_bucket_stats"]
 
