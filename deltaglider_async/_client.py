@@ -50,7 +50,6 @@ from ._boto3_params import OBJECT_SETTINGS, Accepted, accept
 from ._conditions import READ_CONDITIONS, check_read, check_write, etag_matches, same_second
 from ._config import DeltaGliderConfig
 from ._errors import (
-    AccessDeniedError,
     BucketNotFoundError,
     ClientClosedError,
     DeltaGliderError,
@@ -60,7 +59,6 @@ from ._errors import (
     ObjectChangedError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    ReservedKeyError,
     single_errors,
     translating_local,
 )
@@ -81,6 +79,7 @@ from ._response_metadata import recording
 from ._scratch import ScratchDir, sweep_once
 from .adapters.logging import hold_log_level, release_log_level
 from .core import bulk as _bulk
+from .core import bulk_delete
 from .core import metadata as meta_codec
 from .core import migrate as _migrate
 from .core import stats as _stats
@@ -613,7 +612,7 @@ class AsyncDeltaGliderClient:
         if extra.honoured:
             await self._check_delete_conditions(ObjectKey(bucket, key), extra.honoured)
         if key.rpartition("/")[2] == REFERENCE_NAME:
-            deleted = await self._delete_reference(ObjectKey(bucket, key).space)
+            deleted = await bulk_delete.delete_reference(service, ObjectKey(bucket, key).space)
             return _delete_response(deleted, "reference" if deleted else None, key, deleted)
         try:
             summary = await service.delete(ObjectKey(bucket, key))
@@ -641,17 +640,6 @@ class AsyncDeltaGliderClient:
         if when is not None and not same_second(when, shape.last_modified(resolved)):
             raise PreconditionFailedError(f"{target.url}: LastModified is not {when}")
 
-    async def _delete_reference(self, space: DeltaSpace) -> bool:
-        """Delete an unused reference; raise if deltas depend on it; False if missing."""
-        if await self._bundle.service.drop_unused_reference(space):
-            return True
-        if await self._bundle.storage.head(space.bucket, space.reference_key) is not None:
-            raise ReservedKeyError(
-                f"s3://{space.bucket}/{space.reference_key} is still the reference of deltas "
-                "in its deltaspace; it is deleted automatically with the last of them"
-            )
-        return False
-
     @_api
     async def delete_objects(
         self, Bucket: str, Delete: Mapping[str, Any], **kwargs: Any
@@ -671,15 +659,16 @@ class AsyncDeltaGliderClient:
         bucket = _bucket(Bucket)
         requested, quiet = _parse_delete(Delete)
         await self._bundle.storage.head_bucket(bucket)
-        batch = _DeleteBatch(self, bucket)
-        await batch.run(requested)
+        done = await bulk_delete.delete_keys(
+            self._bundle.service, bucket, requested, self._config.concurrency
+        )
         return {
-            "Deleted": [] if quiet else [{"Key": k} for k in batch.deleted],
-            "Errors": batch.errors,
+            "Deleted": [] if quiet else [{"Key": k} for k in done.deleted],
+            "Errors": [{"Key": e.key, "Code": e.code, "Message": e.message} for e in done.errors],
             "DeltaGliderInfo": {
-                "DeltasDeleted": batch.deltas,
-                "DirectDeleted": batch.direct,
-                "ReferencesDeleted": batch.references,
+                "DeltasDeleted": done.deltas,
+                "DirectDeleted": done.direct,
+                "ReferencesDeleted": done.references,
             },
             "ResponseMetadata": shape.meta(),
         }
@@ -696,44 +685,20 @@ class AsyncDeltaGliderClient:
         ``Errors`` and counts by stored form in ``DeltaGliderInfo``.
         """
         bucket, prefix = _bucket(Bucket), _text("Prefix", Prefix)
-        storage = self._bundle.storage
-        keys = [info.key async for info in storage.iter_objects(bucket, prefix)]
-        failures = []
-        for start in range(0, len(keys), MAX_KEYS):
-            failures.extend(await storage.delete_many(bucket, keys[start : start + MAX_KEYS]))
-        failed = {f.key for f in failures}
-        deleted = [k for k in keys if k not in failed]
-        gone = set(deleted)
-        spaces = {
-            ObjectKey(bucket, k).space
-            for k in deleted
-            if k.endswith(DELTA_SUFFIX) and ObjectKey(bucket, k).space.reference_key not in gone
-        }
-        dropped = await self._drop_unused(spaces)
-        references = sum(1 for k in deleted if k.rpartition("/")[2] == REFERENCE_NAME)
-        deltas = sum(1 for k in deleted if k.endswith(DELTA_SUFFIX))
+        done = await bulk_delete.delete_prefix(
+            self._bundle.service, bucket, prefix, self._config.concurrency
+        )
         return {
-            "DeletedCount": len(deleted) + len(dropped),
-            "FailedCount": len(failures),
-            "Errors": [{"Key": f.key, "Code": f.code, "Message": f.message} for f in failures],
+            "DeletedCount": len(done.deleted),
+            "FailedCount": len(done.errors),
+            "Errors": [{"Key": e.key, "Code": e.code, "Message": e.message} for e in done.errors],
             "DeltaGliderInfo": {
-                "DeltasDeleted": deltas,
-                "ReferencesDeleted": references + len(dropped),
-                "OtherDeleted": len(deleted) - deltas - references,
+                "DeltasDeleted": done.deltas,
+                "ReferencesDeleted": done.references,
+                "OtherDeleted": done.other,
             },
             "ResponseMetadata": shape.meta(),
         }
-
-    async def _drop_unused(self, spaces: set[DeltaSpace]) -> set[DeltaSpace]:
-        """Drop the references of ``spaces`` left without deltas; return those dropped."""
-        dropped: set[DeltaSpace] = set()
-
-        async def drop(space: DeltaSpace) -> None:
-            if await self._bundle.service.drop_unused_reference(space):
-                dropped.add(space)
-
-        await for_each(sorted(spaces, key=lambda s: s.prefix), drop, self._config.concurrency)
-        return dropped
 
     @_api
     async def copy_object(
@@ -1301,85 +1266,6 @@ class AsyncDeltaGliderClient:
             now=self._bundle.service.clock.now(),
             dry_run=dry_run,
         )
-
-
-class _DeleteBatch:
-    """The state of one ``delete_objects`` call: resolve, batch delete, drop references."""
-
-    def __init__(self, client: AsyncDeltaGliderClient, bucket: str) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.deleted: list[str] = []
-        self.errors: list[shape.DeleteErrorEntry] = []
-        self.deltas = self.direct = self.references = 0
-        self._resolved: dict[str, ResolvedObject | None] = {}
-
-    async def run(self, requested: list[str]) -> None:
-        service = self.client._bundle.service
-        refs = [k for k in requested if k.rpartition("/")[2] == REFERENCE_NAME]
-        others = list(dict.fromkeys(k for k in requested if k not in refs))
-
-        async def resolve(key: str) -> None:
-            try:
-                self._resolved[key] = await service.resolve(ObjectKey(self.bucket, key))
-            except ObjectNotFoundError:
-                self._resolved[key] = None
-            except DeltaGliderError as exc:
-                self._error(key, exc)
-
-        await for_each(others, resolve, self.client.config.concurrency)
-        owners: dict[str, list[str]] = {}
-        for key in others:
-            if key not in self._resolved:
-                continue  # resolving it failed: already in errors
-            found = self._resolved[key]
-            if found is None:
-                self.deleted.append(key)  # S3 reports missing keys as deleted
-            else:
-                owners.setdefault(found.stored.key, []).append(key)
-        await self._delete_stored(owners)
-        await self._drop_references(refs)
-        order = {key: i for i, key in enumerate(requested)}
-        self.deleted.sort(key=order.__getitem__)
-        self.errors.sort(key=lambda e: order[e["Key"]])
-
-    async def _delete_stored(self, owners: dict[str, list[str]]) -> None:
-        storage = self.client._bundle.storage
-        stored = list(owners)
-        failed: dict[str, tuple[str, str]] = {}
-        for start in range(0, len(stored), MAX_KEYS):
-            for failure in await storage.delete_many(self.bucket, stored[start : start + MAX_KEYS]):
-                failed[failure.key] = (failure.code, failure.message)
-        spaces: set[DeltaSpace] = set()
-        for key, requested in owners.items():
-            if key in failed:
-                code, message = failed[key]
-                self.errors.extend({"Key": k, "Code": code, "Message": message} for k in requested)
-                continue
-            self.deleted.extend(requested)
-            if key.endswith(DELTA_SUFFIX):
-                self.deltas += 1
-                spaces.add(ObjectKey(self.bucket, key).space)
-            else:
-                self.direct += 1
-        self.references += len(await self.client._drop_unused(spaces))
-
-    async def _drop_references(self, refs: list[str]) -> None:
-        for key in dict.fromkeys(refs):
-            try:
-                deleted = await self.client._delete_reference(ObjectKey(self.bucket, key).space)
-            except ReservedKeyError as exc:
-                self.errors.append({"Key": key, "Code": "ReferenceInUse", "Message": str(exc)})
-                continue
-            except DeltaGliderError as exc:
-                self._error(key, exc)
-                continue
-            self.references += int(deleted)
-            self.deleted.append(key)
-
-    def _error(self, key: str, exc: DeltaGliderError) -> None:
-        code = "AccessDenied" if isinstance(exc, AccessDeniedError) else type(exc).__name__
-        self.errors.append({"Key": key, "Code": code, "Message": str(exc)})
 
 
 # ---------------------------------------------------------------------------------------
