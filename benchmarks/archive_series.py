@@ -21,6 +21,7 @@ from _common import MIB, machine
 from deltaglider_async import DeltaGliderConfig, DeltaSpace, ObjectKey
 from deltaglider_async._factory import build_service
 from deltaglider_async.adapters.metrics import RecordingMetrics
+from deltaglider_async.ports import BucketsPort
 from deltaglider_async.testing import SeaweedServer
 from tests.archives import make_zip_versions
 
@@ -33,7 +34,9 @@ async def bench(work: Path, versions: list[Path], config: DeltaGliderConfig) -> 
     get_times: list[float] = []
     stored = 0
     try:
-        await bundle.storage.create_bucket(space.bucket)
+        storage = bundle.storage
+        assert isinstance(storage, BucketsPort)
+        await storage.create_bucket(space.bucket)
         for path in versions:
             start = time.perf_counter()
             summary = await bundle.service.put(path, space)

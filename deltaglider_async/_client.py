@@ -95,7 +95,7 @@ from .core.pool import for_each
 from .core.service import AsyncDeltaService, ResolvedObject
 from .core.stats import StatsMode
 from .ports.logger import LOGGER_NAME
-from .ports.storage import MultipartUploadsPort, ObjectHead, ObjectInfo
+from .ports.storage import BucketsPort, MultipartUploadsPort, ObjectHead, ObjectInfo
 
 __all__ = ["AsyncDeltaGliderClient", "ClientState"]
 
@@ -202,6 +202,16 @@ class AsyncDeltaGliderClient:
         """The :class:`AsyncDeltaService` behind this client (put/get/verify/delete)."""
         self._check_usable()
         return self._bundle.service
+
+    def _buckets(self) -> BucketsPort:
+        """The storage's bucket administration (``S3Storage`` has it; a custom storage
+        without it cannot create, list or delete buckets, nor presign)."""
+        storage = self._bundle.storage
+        if not isinstance(storage, BucketsPort):
+            raise InvalidArgumentError(
+                f"{type(storage).__name__} offers no bucket operations (BucketsPort)"
+            )
+        return storage
 
     def _operations(self) -> Operations:
         """The service and this client's bounds, for the operations over many objects."""
@@ -792,7 +802,7 @@ class AsyncDeltaGliderClient:
             if not isinstance(CreateBucketConfiguration, Mapping):
                 raise InvalidArgumentError("CreateBucketConfiguration must be a mapping")
             region = CreateBucketConfiguration.get("LocationConstraint") or None
-        await self._bundle.storage.create_bucket(bucket, region=region, settings=extra.settings)
+        await self._buckets().create_bucket(bucket, region=region, settings=extra.settings)
         return {"Location": f"/{bucket}", "ResponseMetadata": shape.meta()}
 
     @_api
@@ -816,7 +826,7 @@ class AsyncDeltaGliderClient:
             else:
                 if hidden:
                     await storage.delete_many(bucket, hidden)
-            await storage.delete_bucket(bucket)
+            await self._buckets().delete_bucket(bucket)
         except BucketNotFoundError:
             pass
         return {"ResponseMetadata": shape.meta(204)}
@@ -835,7 +845,7 @@ class AsyncDeltaGliderClient:
         if region is not None:
             region = _text("BucketRegion", region)
         after = _text("ContinuationToken", extra.honoured.get("ContinuationToken"))
-        listing = await self._bundle.storage.list_buckets(region=region)
+        listing = await self._buckets().list_buckets(region=region)
         chosen = [b for b in listing if b.name.startswith(prefix) and (not after or b.name > after)]
         limit = extra.honoured.get("MaxBuckets")
         if limit is not None and (
@@ -870,14 +880,14 @@ class AsyncDeltaGliderClient:
     async def put_bucket_acl(self, Bucket: str, **kwargs: Any) -> shape.BucketResponse:
         """Set the bucket ACL with boto3's parameters (``ACL="private"``,
         ``AccessControlPolicy={...}``, ``GrantRead=...``)."""
-        await self._bundle.storage.put_bucket_acl(_bucket(Bucket), **kwargs)
+        await self._buckets().put_bucket_acl(_bucket(Bucket), **kwargs)
         return {"ResponseMetadata": shape.meta()}
 
     @_api
     async def get_bucket_acl(self, Bucket: str, **kwargs: Any) -> shape.GetBucketAclResponse:
         """The bucket ACL: ``Owner`` and ``Grants`` as boto3 returns them."""
         await accept("get_bucket_acl", kwargs)
-        acl = await self._bundle.storage.get_bucket_acl(_bucket(Bucket))
+        acl = await self._buckets().get_bucket_acl(_bucket(Bucket))
         return {
             "Owner": dict(acl.get("Owner", {})),
             "Grants": list(acl.get("Grants", [])),
@@ -920,7 +930,7 @@ class AsyncDeltaGliderClient:
             params["Key"] = resolved.stored.key
         elif method == "put_object":
             check_user_key(_key(params.get("Key")))
-        return await self._bundle.storage.presign(
+        return await self._buckets().presign(
             method, params, expires_in=ExpiresIn, http_method=HttpMethod
         )
 
@@ -973,7 +983,7 @@ class AsyncDeltaGliderClient:
             "Key": temp,
             "ResponseContentDisposition": (f"attachment; filename*=UTF-8''{quote(name, safe='')}"),
         }
-        return await self._bundle.storage.presign("get_object", params, expires_in=ExpiresIn)
+        return await self._buckets().presign("get_object", params, expires_in=ExpiresIn)
 
     @_api
     async def purge_temp_files(self, Bucket: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ class ServiceBundle:
 
     config: DeltaGliderConfig
     service: AsyncDeltaService
-    storage: S3Storage
+    storage: StoragePort
     cache: EncryptedReferenceCache
     diff: XDelta3Diff
 
@@ -36,7 +36,9 @@ class ServiceBundle:
             await self.service.aclose()
             await self.cache.aclose()
         finally:
-            await self.storage.aclose()
+            close = getattr(self.storage, "aclose", None)
+            if close is not None:
+                await close()
 
 
 @dataclass(slots=True)
@@ -70,10 +72,14 @@ class GivenService:
 
 
 def build_service(
-    config: DeltaGliderConfig, *, metrics: MetricsPort | None = None
+    config: DeltaGliderConfig,
+    *,
+    metrics: MetricsPort | None = None,
+    storage: StoragePort | None = None,
 ) -> ServiceBundle:
-    """Build the default adapters and the service. Does no I/O."""
-    storage = S3Storage(config)
+    """Build the default adapters and the service (over ``storage`` when given, else
+    :class:`S3Storage`). Does no I/O."""
+    storage = S3Storage(config) if storage is None else storage
     cache = EncryptedReferenceCache()
     logger = StdLogger(level=config.log_level or logging.NOTSET)
     diff = XDelta3Diff(

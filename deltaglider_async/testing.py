@@ -40,12 +40,16 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ._config import DeltaGliderConfig
+from .testing_memory import InMemoryStorage as InMemoryStorage
+from .testing_memory import memory_client as memory_client
 
 __all__ = [
+    "InMemoryStorage",
     "LocalS3",
     "MotoServer",
     "SeaweedServer",
     "free_port",
+    "memory_client",
     "start_local_s3",
     "weed_binary",
 ]

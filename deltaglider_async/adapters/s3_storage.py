@@ -69,6 +69,7 @@ from .._response_metadata import note
 from ..ports.storage import (
     BucketInfo,
     BucketListing,
+    BucketsPort,
     DeleteFailure,
     ListPage,
     MultipartUpload,
@@ -1561,3 +1562,4 @@ if TYPE_CHECKING:
     _storage_port: type[StoragePort] = S3Storage
     _body_port: type[ObjectBody] = S3ObjectBody
     _uploads_port: type[MultipartUploadsPort] = S3Storage
+    _buckets_port: type[BucketsPort] = S3Storage

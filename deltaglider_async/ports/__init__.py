@@ -11,8 +11,11 @@ from .storage import OBJECT_SETTINGS as OBJECT_SETTINGS
 from .storage import PROTECTION_SETTINGS as PROTECTION_SETTINGS
 from .storage import BucketInfo as BucketInfo
 from .storage import BucketListing as BucketListing
+from .storage import BucketsPort as BucketsPort
 from .storage import DeleteFailure as DeleteFailure
 from .storage import ListPage as ListPage
+from .storage import MultipartUpload as MultipartUpload
+from .storage import MultipartUploadsPort as MultipartUploadsPort
 from .storage import ObjectBody as ObjectBody
 from .storage import ObjectHead as ObjectHead
 from .storage import ObjectInfo as ObjectInfo
@@ -24,6 +27,7 @@ __all__ = [
     "PROTECTION_SETTINGS",
     "BucketInfo",
     "BucketListing",
+    "BucketsPort",
     "ClockPort",
     "DeleteFailure",
     "DiffPort",
@@ -32,6 +36,8 @@ __all__ = [
     "ListPage",
     "LoggerPort",
     "MetricsPort",
+    "MultipartUpload",
+    "MultipartUploadsPort",
     "ObjectBody",
     "ObjectHead",
     "ObjectInfo",

@@ -264,6 +264,16 @@ class StoragePort(Protocol):
         """Batch delete (≤ 1000 keys per request, split as needed); return the failures."""
         ...
 
+    async def head_bucket(self, bucket: str) -> None:
+        """Raise ``BucketNotFoundError``/``AccessDeniedError`` unless the bucket is usable."""
+        ...
+
+
+@runtime_checkable
+class BucketsPort(Protocol):
+    """Bucket administration and presigned URLs: what the client offers beyond the
+    storage format (the core never needs it). ``S3Storage`` implements it."""
+
     async def create_bucket(
         self, bucket: str, *, region: str | None = None, settings: Mapping[str, Any] | None = None
     ) -> None:
@@ -275,10 +285,6 @@ class StoragePort(Protocol):
 
     async def delete_bucket(self, bucket: str) -> None:
         """Delete an empty bucket; ``BucketNotEmptyError`` if it holds objects."""
-        ...
-
-    async def head_bucket(self, bucket: str) -> None:
-        """Raise ``BucketNotFoundError``/``AccessDeniedError`` unless the bucket is usable."""
         ...
 
     async def list_buckets(self, *, region: str | None = None) -> BucketListing:
