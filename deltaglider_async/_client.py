@@ -66,7 +66,6 @@ from ._errors import exceptions as boto3_exceptions
 from ._factory import GivenService, ServiceBundle, build_service
 from ._models import (
     DELTA_SUFFIX,
-    REFERENCE_NAME,
     BucketStats,
     ContentChecks,
     DeltaSpace,
@@ -86,7 +85,7 @@ from .core import stats as _stats
 from .core.bulk import DownloadItem, ItemResult, Progress, ProgressCallback, UploadItem
 from .core.context import file_chunks
 from .core.hidden import HiddenObject, find_hidden
-from .core.keys import is_hidden
+from .core.keys import KeyRole, is_hidden, role
 from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
 from .core.migrate import MigrationReport
 from .core.operations import Operations
@@ -598,7 +597,7 @@ class AsyncDeltaGliderClient:
         async def head(key: str) -> None:
             heads[key] = await self._bundle.storage.head(bucket, key)
 
-        deltas = [o.key for o in objects if o.key.endswith(DELTA_SUFFIX)]
+        deltas = [o.key for o in objects if role(o.key) is KeyRole.DELTA]
         await for_each(deltas, head, self._config.metadata_concurrency)
         return heads
 
@@ -621,7 +620,7 @@ class AsyncDeltaGliderClient:
         service = self._bundle.service
         if extra.honoured:
             await self._check_delete_conditions(ObjectKey(bucket, key), extra.honoured)
-        if key.rpartition("/")[2] == REFERENCE_NAME:
+        if role(key) is KeyRole.REFERENCE:
             deleted = await bulk_delete.delete_reference(service, ObjectKey(bucket, key).space)
             return _delete_response(deleted, "reference" if deleted else None, key, deleted)
         try:

@@ -16,7 +16,8 @@ from .._errors import (
     ObjectNotFoundError,
     ReservedKeyError,
 )
-from .._models import DELTA_SUFFIX, REFERENCE_NAME, DeltaSpace, ObjectKey
+from .._models import DeltaSpace, ObjectKey
+from .keys import KeyRole, role
 from .pool import for_each
 from .reads import ResolvedObject
 from .service import AsyncDeltaService
@@ -112,7 +113,7 @@ async def delete_keys(
     reported with the code ``ReferenceInUse``.
     """
     result = BatchDeleteResult()
-    refs = [k for k in requested if k.rpartition("/")[2] == REFERENCE_NAME]
+    refs = [k for k in requested if role(k) is KeyRole.REFERENCE]
     others = list(dict.fromkeys(k for k in requested if k not in refs))
     resolved: dict[str, ResolvedObject | None] = {}
 
@@ -158,7 +159,7 @@ async def _delete_stored(
             result.errors.extend(DeleteError(k, failure.code, failure.message) for k in requested)
             continue
         result.deleted.extend(requested)
-        if key.endswith(DELTA_SUFFIX):
+        if role(key) is KeyRole.DELTA:
             result.deltas += 1
             spaces.add(ObjectKey(bucket, key).space)
         else:
@@ -199,11 +200,11 @@ async def delete_prefix(
     spaces = {
         ObjectKey(bucket, k).space
         for k in result.deleted
-        if k.endswith(DELTA_SUFFIX) and ObjectKey(bucket, k).space.reference_key not in gone
+        if role(k) is KeyRole.DELTA and ObjectKey(bucket, k).space.reference_key not in gone
     }
     dropped = await drop_unused(service, spaces, concurrency)
-    result.references = sum(1 for k in result.deleted if k.rpartition("/")[2] == REFERENCE_NAME)
-    result.deltas = sum(1 for k in result.deleted if k.endswith(DELTA_SUFFIX))
+    result.references = sum(1 for k in result.deleted if role(k) is KeyRole.REFERENCE)
+    result.deltas = sum(1 for k in result.deleted if role(k) is KeyRole.DELTA)
     result.deleted.extend(space.reference_key for space in sorted(dropped, key=lambda s: s.prefix))
     result.references += len(dropped)
     return result

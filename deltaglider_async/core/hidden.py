@@ -96,7 +96,7 @@ async def find_hidden(
             references.append(key)
         elif key.endswith("/"):
             hidden.append(HiddenObject(key, MARKER_REASON))
-        elif key.endswith(DELTA_SUFFIX):
+        elif kind is KeyRole.DELTA:
             deltas.append(key)
     for key in deltas:
         direct = key.removesuffix(DELTA_SUFFIX)

@@ -62,6 +62,7 @@ from ..ports.storage import PROTECTION_SETTINGS, ObjectHead
 from . import metadata as meta_codec
 from . import planner
 from .context import CoreContext, read_head, remove_quietly
+from .keys import KeyRole, role
 from .references import Reference, ReferenceStore
 
 __all__ = ["Writer"]
@@ -618,4 +619,4 @@ def _created_at(head: ObjectHead) -> datetime:
 
 def _rank(head: ObjectHead) -> tuple[datetime, str, bool]:
     """Orders the versions of one name: stamp, then ETag, then the direct form above."""
-    return _created_at(head), head.etag.strip('"'), not head.key.endswith(DELTA_SUFFIX)
+    return _created_at(head), head.etag.strip('"'), role(head.key) is not KeyRole.DELTA
