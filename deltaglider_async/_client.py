@@ -15,17 +15,12 @@ then raises :class:`ClientClosedError`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import enum
 import functools
-import inspect
 import logging
 import os
-import re
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -37,11 +32,12 @@ from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar, cast
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
 
+from . import _arguments as args
 from . import _cleanup
 from . import _rehydrate as rehydrate
 from . import _responses as shape
@@ -55,7 +51,6 @@ from ._errors import (
     DeltaGliderError,
     IntegrityError,
     InvalidArgumentError,
-    InvalidURLError,
     ObjectChangedError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -67,7 +62,6 @@ from ._factory import GivenService, ServiceBundle, build_service
 from ._models import (
     DELTA_SUFFIX,
     BucketStats,
-    ContentChecks,
     DeltaSpace,
     GetSummary,
     ObjectKey,
@@ -83,7 +77,6 @@ from .core import metadata as meta_codec
 from .core import migrate as _migrate
 from .core import stats as _stats
 from .core.bulk import DownloadItem, ItemResult, Progress, ProgressCallback, UploadItem
-from .core.context import file_chunks
 from .core.hidden import HiddenObject, find_hidden
 from .core.keys import KeyRole, is_hidden, role
 from .core.listing import Cursor, ListingOrder, LogicalPage, list_logical
@@ -100,14 +93,12 @@ __all__ = ["AsyncDeltaGliderClient", "ClientState"]
 
 _log = logging.getLogger(LOGGER_NAME)
 
-CHUNK: Final = 1024 * 1024
-#: S3 caps a LIST page (and a DeleteObjects request) at 1000 keys.
-MAX_KEYS: Final = 1000
+CHUNK: Final = args.CHUNK
+MAX_KEYS: Final = args.MAX_KEYS
 #: Reads of a name whose stored form keeps changing under them, before giving up.
 _READ_ATTEMPTS: Final = 3
 #: Upper bound on closing everything in :meth:`AsyncDeltaGliderClient.aclose`.
 CLOSE_TIMEOUT: Final = 30.0
-_RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -303,13 +294,13 @@ class AsyncDeltaGliderClient:
         ``.delta`` before anything is read or written, :class:`BucketNotFoundError` for a
         missing bucket, :class:`PreconditionFailedError` when a condition does not hold.
         """
-        bucket, key = _bucket(Bucket), _key(Key)
+        bucket, key = args.bucket_name(Bucket), args.key_name(Key)
         check_user_key(key)
         extra = await accept("put_object", kwargs, honoured=_PUT_HONOURED, settings=OBJECT_SETTINGS)
-        checks = _content_checks(extra.honoured)
+        checks = args.content_checks(extra.honoured)
         target = ObjectKey(bucket, key)
         await self._check_write_conditions(target, extra.honoured)
-        chunks = await _body_chunks(b"" if Body is None else Body)
+        chunks = await args.body_chunks(b"" if Body is None else Body)
         summary = await self._bundle.service.put_stream(
             chunks,
             target.space,
@@ -369,9 +360,9 @@ class AsyncDeltaGliderClient:
         tool that dropped ``x-amz-meta-*``) raises :class:`UnverifiableObjectError`: its
         bytes are never handed out as the file.
         """
-        bucket, key = _bucket(Bucket), _key(Key)
+        bucket, key = args.bucket_name(Bucket), args.key_name(Key)
         extra = await accept("get_object", kwargs, honoured=_READ_HONOURED)
-        wanted = None if Range is None else _parse_range(Range)
+        wanted = None if Range is None else args.parse_range(Range)
         # A writer may replace the name between our HEAD and GET (a delta becoming a
         # direct object, or back): the form we resolved is then gone, and the name is
         # resolved again rather than reported missing.
@@ -413,7 +404,7 @@ class AsyncDeltaGliderClient:
                 )
             resolved = served
             size = summary.size
-            span = None if wanted is None else _span(wanted, size, spec, label)
+            span = None if wanted is None else args.span(wanted, size, spec, label)
             offset, length = (0, size) if span is None else (span[0], span[1] - span[0] + 1)
             body = AsyncStreamingBody.from_file(
                 path, offset=offset, length=length, label=label, on_close=self._forget_body
@@ -437,7 +428,7 @@ class AsyncDeltaGliderClient:
         bucket, key = resolved.stored.bucket, resolved.stored.key
         label = f"s3://{bucket}/{key}"
         size = resolved.head.size
-        span = None if wanted is None else _span(wanted, size, spec, label)
+        span = None if wanted is None else args.span(wanted, size, spec, label)
         http_range = None if span is None else f"bytes={span[0]}-{span[1]}"
         obj = await self._bundle.storage.open(bucket, key, range=http_range)
         try:
@@ -491,7 +482,9 @@ class AsyncDeltaGliderClient:
         """
         extra = await accept("head_object", kwargs, honoured=_READ_HONOURED)
         try:
-            resolved = await self._bundle.service.resolve(ObjectKey(_bucket(Bucket), _key(Key)))
+            resolved = await self._bundle.service.resolve(
+                ObjectKey(args.bucket_name(Bucket), args.key_name(Key))
+            )
         except ObjectNotFoundError as exc:
             # boto3's HEAD of a missing key fails with the bare status as its code.
             exc.from_s3("404", 404, "HeadObject")
@@ -541,14 +534,14 @@ class AsyncDeltaGliderClient:
         encoding = extra.honoured.get("EncodingType")
         if encoding not in (None, "url"):
             raise InvalidArgumentError(f"EncodingType must be 'url', got {encoding!r}")
-        bucket = _bucket(Bucket)
-        prefix = _text("Prefix", Prefix)
-        delimiter = _text("Delimiter", Delimiter) or None
-        max_keys = _max_keys(MaxKeys)
+        bucket = args.bucket_name(Bucket)
+        prefix = args.text_value("Prefix", Prefix)
+        delimiter = args.text_value("Delimiter", Delimiter) or None
+        max_keys = args.max_keys(MaxKeys)
         if ContinuationToken is not None:
-            cursor = shape.decode_token(_text("ContinuationToken", ContinuationToken))
+            cursor = shape.decode_token(args.text_value("ContinuationToken", ContinuationToken))
         else:
-            cursor = Cursor.start_after(_text("StartAfter", StartAfter) or None)
+            cursor = Cursor.start_after(args.text_value("StartAfter", StartAfter) or None)
         if max_keys == 0:
             # Nothing can be returned, so nothing is "left": a token would loop forever.
             await self._bundle.storage.head_bucket(bucket)
@@ -616,7 +609,7 @@ class AsyncDeltaGliderClient:
         differ; nothing is deleted).
         """
         extra = await accept("delete_object", kwargs, honoured=_DELETE_CONDITIONS)
-        bucket, key = _bucket(Bucket), _key(Key)
+        bucket, key = args.bucket_name(Bucket), args.key_name(Key)
         service = self._bundle.service
         if extra.honoured:
             await self._check_delete_conditions(ObjectKey(bucket, key), extra.honoured)
@@ -665,8 +658,8 @@ class AsyncDeltaGliderClient:
         the requests' integrity checksums are chosen per server by the S3 adapter.
         """
         await accept("delete_objects", kwargs, honoured={"ChecksumAlgorithm"})
-        bucket = _bucket(Bucket)
-        requested, quiet = _parse_delete(Delete)
+        bucket = args.bucket_name(Bucket)
+        requested, quiet = args.parse_delete(Delete)
         await self._bundle.storage.head_bucket(bucket)
         done = await bulk_delete.delete_keys(
             self._bundle.service, bucket, requested, self._config.concurrency
@@ -693,7 +686,7 @@ class AsyncDeltaGliderClient:
         An empty ``Prefix`` empties the bucket. Returns ``DeletedCount``, ``FailedCount``,
         ``Errors`` and counts by stored form in ``DeltaGliderInfo``.
         """
-        bucket, prefix = _bucket(Bucket), _text("Prefix", Prefix)
+        bucket, prefix = args.bucket_name(Bucket), args.text_value("Prefix", Prefix)
         done = await bulk_delete.delete_prefix(
             self._bundle.service, bucket, prefix, self._config.concurrency
         )
@@ -736,10 +729,10 @@ class AsyncDeltaGliderClient:
         extra = await accept(
             "copy_object", kwargs, honoured=_COPY_HONOURED, settings=OBJECT_SETTINGS
         )
-        bucket, key = _bucket(Bucket), _key(Key)
+        bucket, key = args.bucket_name(Bucket), args.key_name(Key)
         check_user_key(key)
-        source = _copy_source(CopySource)
-        directive = _text("MetadataDirective", MetadataDirective).upper()
+        source = args.copy_source(CopySource)
+        directive = args.text_value("MetadataDirective", MetadataDirective).upper()
         if directive not in ("COPY", "REPLACE"):
             raise InvalidArgumentError(
                 f"MetadataDirective must be COPY or REPLACE, got {MetadataDirective!r}"
@@ -795,7 +788,7 @@ class AsyncDeltaGliderClient:
         raises :class:`BucketAlreadyExistsError`.
         """
         extra = await accept("create_bucket", kwargs, settings=_BUCKET_SETTINGS)
-        bucket = _bucket(Bucket)
+        bucket = args.bucket_name(Bucket)
         region = None
         if CreateBucketConfiguration is not None:
             if not isinstance(CreateBucketConfiguration, Mapping):
@@ -814,7 +807,7 @@ class AsyncDeltaGliderClient:
         :class:`BucketNotEmptyError`, and nothing is deleted.
         """
         await accept("delete_bucket", kwargs)
-        bucket = _bucket(Bucket)
+        bucket = args.bucket_name(Bucket)
         storage = self._bundle.storage
         hidden: list[str] = []
         try:
@@ -839,11 +832,11 @@ class AsyncDeltaGliderClient:
         select and page the buckets (the token is the last name returned).
         """
         extra = await accept("list_buckets", kwargs, honoured=_LIST_BUCKETS_HONOURED)
-        prefix = _text("Prefix", extra.honoured.get("Prefix"))
+        prefix = args.text_value("Prefix", extra.honoured.get("Prefix"))
         region = extra.honoured.get("BucketRegion")
         if region is not None:
-            region = _text("BucketRegion", region)
-        after = _text("ContinuationToken", extra.honoured.get("ContinuationToken"))
+            region = args.text_value("BucketRegion", region)
+        after = args.text_value("ContinuationToken", extra.honoured.get("ContinuationToken"))
         listing = await self._buckets().list_buckets(region=region)
         chosen = [b for b in listing if b.name.startswith(prefix) and (not after or b.name > after)]
         limit = extra.honoured.get("MaxBuckets")
@@ -868,7 +861,7 @@ class AsyncDeltaGliderClient:
         or :class:`AccessDeniedError` otherwise."""
         await accept("head_bucket", kwargs)
         try:
-            await self._bundle.storage.head_bucket(_bucket(Bucket))
+            await self._bundle.storage.head_bucket(args.bucket_name(Bucket))
         except BucketNotFoundError as exc:
             # boto3's HEAD of a missing bucket fails with the bare status as its code.
             exc.from_s3("404", 404, "HeadBucket")
@@ -879,14 +872,14 @@ class AsyncDeltaGliderClient:
     async def put_bucket_acl(self, Bucket: str, **kwargs: Any) -> shape.BucketResponse:
         """Set the bucket ACL with boto3's parameters (``ACL="private"``,
         ``AccessControlPolicy={...}``, ``GrantRead=...``)."""
-        await self._buckets().put_bucket_acl(_bucket(Bucket), **kwargs)
+        await self._buckets().put_bucket_acl(args.bucket_name(Bucket), **kwargs)
         return {"ResponseMetadata": shape.meta()}
 
     @_api
     async def get_bucket_acl(self, Bucket: str, **kwargs: Any) -> shape.GetBucketAclResponse:
         """The bucket ACL: ``Owner`` and ``Grants`` as boto3 returns them."""
         await accept("get_bucket_acl", kwargs)
-        acl = await self._buckets().get_bucket_acl(_bucket(Bucket))
+        acl = await self._buckets().get_bucket_acl(args.bucket_name(Bucket))
         return {
             "Owner": dict(acl.get("Owner", {})),
             "Grants": list(acl.get("Grants", [])),
@@ -911,12 +904,14 @@ class AsyncDeltaGliderClient:
         ``put_object`` a reserved key raises :class:`ReservedKeyError`; note that an upload
         through a presigned URL bypasses delta compression.
         """
-        method = _text("ClientMethod", ClientMethod)
+        method = args.text_value("ClientMethod", ClientMethod)
         params = dict(Params or {})
         if isinstance(ExpiresIn, bool) or not isinstance(ExpiresIn, int) or ExpiresIn <= 0:
             raise InvalidArgumentError(f"ExpiresIn must be a positive int, got {ExpiresIn!r}")
         if method in ("get_object", "head_object"):
-            key = ObjectKey(_bucket(params.get("Bucket")), _key(params.get("Key")))
+            key = ObjectKey(
+                args.bucket_name(params.get("Bucket")), args.key_name(params.get("Key"))
+            )
             resolved = await self._bundle.service.resolve(key)
             resolved.check_readable()
             if resolved.meta.kind is meta_codec.ObjectKind.DELTA:
@@ -928,7 +923,7 @@ class AsyncDeltaGliderClient:
                 )
             params["Key"] = resolved.stored.key
         elif method == "put_object":
-            check_user_key(_key(params.get("Key")))
+            check_user_key(args.key_name(params.get("Key")))
         return await self._buckets().presign(
             method, params, expires_in=ExpiresIn, http_method=HttpMethod
         )
@@ -947,7 +942,7 @@ class AsyncDeltaGliderClient:
         :class:`UnverifiableObjectError`, :class:`InvalidArgumentError` for an
         ``ExpiresIn`` outside 1 s to 7 days.
         """
-        key = ObjectKey(_bucket(Bucket), _key(Key))
+        key = ObjectKey(args.bucket_name(Bucket), args.key_name(Key))
         rehydrate.check_key(key)
         rehydrate.check_expires_in(ExpiresIn)
         resolved = await self._bundle.service.resolve(key)
@@ -970,13 +965,13 @@ class AsyncDeltaGliderClient:
         or plain object is presigned as it is. Expired copies are removed by
         :meth:`purge_temp_files` (or a lifecycle rule on ``.deltaglider/tmp/``).
         """
-        bucket = _bucket(Bucket)
+        bucket = args.bucket_name(Bucket)
         temp = await self.rehydrate_for_download(bucket, Key, ExpiresIn)
         if temp is None:
             return await self.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": Key}, ExpiresIn=ExpiresIn
             )
-        name = _key(Key).removesuffix(DELTA_SUFFIX).rpartition("/")[2]
+        name = args.key_name(Key).removesuffix(DELTA_SUFFIX).rpartition("/")[2]
         params = {
             "Bucket": bucket,
             "Key": temp,
@@ -992,7 +987,7 @@ class AsyncDeltaGliderClient:
         ``total_size_freed`` (bytes), ``duration_seconds`` and ``errors`` (deltaglider
         6.x's shape). Copies still valid are kept.
         """
-        result = await rehydrate.purge_expired(self._bundle.storage, _bucket(Bucket))
+        result = await rehydrate.purge_expired(self._bundle.storage, args.bucket_name(Bucket))
         return dataclasses.asdict(result)
 
     # ------------------------------------------------------------------ simple API
@@ -1021,7 +1016,7 @@ class AsyncDeltaGliderClient:
         """
         url = S3Url.parse(s3_url)
         ratio = None if max_ratio is None else validate_ratio(max_ratio)
-        settings = {} if not tags else {"Tagging": _tagging(tags)}
+        settings = {} if not tags else {"Tagging": args.tagging(tags)}
         source = Path(file_path)
         await _bulk.check_local_file(source)
         prefix = url.key[:-1] if url.key.endswith("/") else url.key
@@ -1040,7 +1035,7 @@ class AsyncDeltaGliderClient:
         :class:`ObjectNotFoundError`, :class:`NotFoundError` for a missing local directory
         and :class:`IntegrityError`.
         """
-        key = _object_url(s3_url)
+        key = args.object_url(s3_url)
         out = anyio.Path(output_path)
         with translating_local(out, "write"):
             if await out.is_dir():
@@ -1054,7 +1049,7 @@ class AsyncDeltaGliderClient:
 
         Raises :class:`ObjectNotFoundError` when there is nothing to verify.
         """
-        result = await self._bundle.service.verify(_object_url(s3_url))
+        result = await self._bundle.service.verify(args.object_url(s3_url))
         return result.valid
 
     @_api
@@ -1236,7 +1231,7 @@ class AsyncDeltaGliderClient:
         """
         return await find_hidden(
             self._bundle.storage,
-            _bucket(Bucket),
+            args.bucket_name(Bucket),
             str(Prefix),
             concurrency=self._bundle.config.metadata_concurrency,
         )
@@ -1334,102 +1329,6 @@ def _unwrap(result: ItemResult[_T]) -> _T:
     return result.value
 
 
-def _content_checks(honoured: Mapping[str, Any]) -> ContentChecks | None:
-    """What ``ContentMD5``/``ChecksumSHA256`` (base64) and ``ContentLength`` announce."""
-    algorithm = honoured.get("ChecksumAlgorithm", "SHA256")
-    if algorithm != "SHA256":
-        # Another algorithm's checksum would have to be computed, stored and returned for
-        # the file; the stored object's own S3 checksum is the delta's, not the file's.
-        raise InvalidArgumentError(
-            f"ChecksumAlgorithm {algorithm!r} is not supported: deltaglider records and "
-            "checks the SHA-256 of every file; give ChecksumAlgorithm='SHA256' (the "
-            "response then carries ChecksumSHA256) or leave it out"
-        )
-    if not {"ContentMD5", "ChecksumSHA256", "ContentLength"} & honoured.keys():
-        return None
-    size = honoured.get("ContentLength")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise InvalidArgumentError(f"ContentLength must be an int >= 0, got {size!r}")
-    return ContentChecks(
-        md5=_b64_hex("ContentMD5", honoured.get("ContentMD5"), 16),
-        sha256=_b64_hex("ChecksumSHA256", honoured.get("ChecksumSHA256"), 32),
-        size=size,
-    )
-
-
-def _b64_hex(name: str, value: Any, length: int) -> str | None:
-    """A base64 digest as lowercase hex; InvalidArgumentError when it is not one."""
-    if value is None:
-        return None
-    try:
-        raw = base64.b64decode(str(value), validate=True)
-    except (ValueError, binascii.Error):
-        raw = b""
-    if len(raw) != length:
-        raise InvalidArgumentError(f"{name} must be a base64 digest of {length} bytes")
-    return raw.hex()
-
-
-def _text(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"{name} must be a str, got {type(value).__name__}")
-    return value
-
-
-def _bucket(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"Bucket must be a non-empty str, got {value!r}")
-    return value
-
-
-def _key(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"Key must be a non-empty str, got {value!r}")
-    return value
-
-
-def _max_keys(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidArgumentError(f"MaxKeys must be an int >= 0, got {value!r}")
-    return min(value, MAX_KEYS)
-
-
-def _object_url(s3_url: str) -> ObjectKey:
-    """An ``s3://bucket/key`` URL naming one object (not a prefix)."""
-    url = S3Url.parse(s3_url)
-    if url.is_prefix:
-        raise InvalidURLError(f"S3 URL must name an object, not a prefix: {s3_url!r}")
-    return ObjectKey(url.bucket, url.key)
-
-
-def _copy_source(source: Any) -> ObjectKey:
-    bucket: Any
-    key: Any
-    if isinstance(source, str):
-        bucket, _, key = source.lstrip("/").partition("/")
-        key = key.partition("?versionId=")[0]
-    elif isinstance(source, Mapping):
-        bucket, key = source.get("Bucket"), source.get("Key")
-    else:
-        raise InvalidArgumentError(
-            f"CopySource must be 'bucket/key' or a mapping, got {type(source).__name__}"
-        )
-    return ObjectKey(_bucket(bucket), _key(key))
-
-
-def _parse_delete(delete: Any) -> tuple[list[str], bool]:
-    if not isinstance(delete, Mapping) or not isinstance(delete.get("Objects"), Sequence):
-        raise InvalidArgumentError('Delete must be {"Objects": [{"Key": ...}, ...]}')
-    keys = []
-    for entry in delete["Objects"]:
-        if not isinstance(entry, Mapping):
-            raise InvalidArgumentError(f"each Delete object must be a mapping, got {entry!r}")
-        keys.append(_key(entry.get("Key")))
-    return keys, bool(delete.get("Quiet", False))
-
-
 def _delete_response(
     deleted: bool, kind: str | None, stored: str | None, reference_deleted: bool
 ) -> shape.DeleteObjectResponse:
@@ -1442,86 +1341,6 @@ def _delete_response(
         },
         "ResponseMetadata": shape.meta(204),
     }
-
-
-def _tagging(tags: Mapping[str, str]) -> str:
-    """``tags`` as the URL-encoded ``Tagging`` string S3 takes (``k1=v1&k2=v2``)."""
-    if not isinstance(tags, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
-    ):
-        raise InvalidArgumentError(f"tags must map str to str, got {tags!r}")
-    return urlencode(tags, quote_via=quote)
-
-
-def _parse_range(spec: Any) -> tuple[int | None, int | None]:
-    """``bytes=a-b`` → (a, b); ``bytes=a-`` → (a, None); ``bytes=-n`` → (None, n)."""
-    match = _RANGE_RE.fullmatch(spec.strip()) if isinstance(spec, str) else None
-    if match is None or match.group(1) == match.group(2) == "":
-        raise InvalidArgumentError(
-            f"Range must be bytes=START-END, bytes=START- or bytes=-SUFFIX, got {spec!r}"
-        )
-    first, last = match.group(1), match.group(2)
-    if first == "":
-        return None, int(last)
-    start = int(first)
-    end = int(last) if last else None
-    if end is not None and end < start:
-        raise InvalidArgumentError(f"Range {spec!r} ends before it starts")
-    return start, end
-
-
-def _span(
-    wanted: tuple[int | None, int | None], size: int, spec: Any, label: str
-) -> tuple[int, int]:
-    """The inclusive byte span of a parsed range over ``size`` bytes."""
-    first, second = wanted
-    if first is None:
-        start, end = max(0, size - (second or 0)), size - 1
-        if second == 0:
-            start = size
-    else:
-        start, end = first, size - 1 if second is None else min(second, size - 1)
-    if start >= size or end < start:
-        raise InvalidArgumentError(f"Range {spec!r} is not satisfiable: {label} has {size} bytes")
-    return start, end
-
-
-async def _body_chunks(body: Any) -> AsyncIterator[bytes]:
-    """The bytes of a ``put_object`` Body as an async iterator; type errors raise now."""
-    if isinstance(body, bytes | bytearray | memoryview):
-        return _memory_chunks(bytes(body))
-    if isinstance(body, str):
-        return _memory_chunks(body.encode("utf-8"))
-    if isinstance(body, os.PathLike):
-        path = Path(os.fspath(body))
-        await _bulk.check_local_file(path)
-        return file_chunks(path)
-    read = getattr(body, "read", None)
-    if callable(read):
-        return _reader_chunks(read)
-    if hasattr(body, "__aiter__"):
-        return aiter(body)
-    raise InvalidArgumentError(
-        f"Body must be bytes, str, a Path, a binary file object or an async iterator of "
-        f"bytes, got {type(body).__name__}"
-    )
-
-
-async def _memory_chunks(data: bytes) -> AsyncIterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(data), CHUNK):
-        yield bytes(view[start : start + CHUNK])
-
-
-async def _reader_chunks(read: Callable[[int], Any]) -> AsyncIterator[bytes]:
-    is_async = inspect.iscoroutinefunction(read)
-    while True:
-        chunk = await read(CHUNK) if is_async else await anyio.to_thread.run_sync(read, CHUNK)
-        if isinstance(chunk, str):
-            raise InvalidArgumentError("Body file object returns str: open it in binary mode")
-        if not chunk:
-            return
-        yield chunk
 
 
 async def _unlink_quietly(path: Path) -> None:
