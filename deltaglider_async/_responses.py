@@ -107,35 +107,12 @@ class HeadObjectResponse(TypedDict):
     ChecksumType: NotRequired[str]
 
 
-class GetObjectResponse(TypedDict):
-    """Response of ``get_object``; close ``Body`` when done with it."""
+class GetObjectResponse(HeadObjectResponse):
+    """Response of ``get_object`` (``head_object``'s keys plus ``Body`` and, for a range,
+    ``ContentRange``); close ``Body`` when done with it."""
 
     Body: AsyncStreamingBody
-    ContentLength: int
-    ContentType: str
-    ETag: str
-    LastModified: datetime
-    Metadata: dict[str, str]
-    AcceptRanges: str
-    DeltaGlider: ObjectInfoDG
-    ResponseMetadata: ResponseMetadata
     ContentRange: NotRequired[str]
-    VersionId: NotRequired[str]
-    CacheControl: NotRequired[str]
-    ContentDisposition: NotRequired[str]
-    ContentEncoding: NotRequired[str]
-    ContentLanguage: NotRequired[str]
-    Expires: NotRequired[datetime | str]
-    StorageClass: NotRequired[str]
-    ServerSideEncryption: NotRequired[str]
-    SSEKMSKeyId: NotRequired[str]
-    BucketKeyEnabled: NotRequired[bool]
-    ChecksumCRC32: NotRequired[str]
-    ChecksumCRC32C: NotRequired[str]
-    ChecksumCRC64NVME: NotRequired[str]
-    ChecksumSHA1: NotRequired[str]
-    ChecksumSHA256: NotRequired[str]
-    ChecksumType: NotRequired[str]
 
 
 class ListedObjectDG(TypedDict):
