@@ -160,7 +160,7 @@ class AsyncDeltaGliderClient:
                 tool_version=service.tool_version,
                 max_ratio=service.max_ratio,
                 endpoint_url=endpoint_url,
-            )
+            ).with_changes(rebase_ratio=service.rebase_ratio)
             self._bundle: ServiceBundle | GivenService = GivenService.of(self._config, service)
         else:
             config = service if service is not None else DeltaGliderConfig.from_env()
@@ -999,13 +999,16 @@ class AsyncDeltaGliderClient:
         s3_url: str,
         tags: Mapping[str, str] | None = None,
         max_ratio: float | None = None,
+        rebase_ratio: float | None = None,
     ) -> UploadSummary:
         """Upload a local file into the "directory" ``s3_url``, delta-compressed when it pays.
 
         ``s3_url`` is always a prefix, as in deltaglider 6.x: ``s3://b/rel/v1/`` and
         ``s3://b/rel/v1`` both store ``rel/v1/<file name>``; ``s3://b`` stores at the
         bucket root. ``max_ratio`` (default: the client's, 0.5 unless configured) is the
-        largest delta/file size ratio kept as a delta. ``tags`` (``{"env": "prod"}``) are
+        largest delta/file size ratio kept as a delta; ``rebase_ratio`` (default: the
+        client's, 0.25 unless configured; 1 turns it off) the delta/file size ratio above
+        which the file becomes its directory's next reference. ``tags`` (``{"env": "prod"}``) are
         stored as the object's S3 tags (``get_object_tagging`` shows them), as boto3's
         ``Tagging`` does; S3 allows 10 tags, keys up to 128 and values up to 256
         characters.
@@ -1021,7 +1024,9 @@ class AsyncDeltaGliderClient:
         await _bulk.check_local_file(source)
         prefix = url.key[:-1] if url.key.endswith("/") else url.key
         space = DeltaSpace(url.bucket, prefix)
-        summary = await self._bundle.service.put(source, space, ratio, settings=settings)
+        summary = await self._bundle.service.put(
+            source, space, ratio, settings=settings, rebase_ratio=rebase_ratio
+        )
         return UploadSummary.from_put(summary)
 
     @_api

@@ -12,6 +12,8 @@ from ._models import validate_ratio
 from ._version import __version__
 
 DEFAULT_MAX_RATIO = 0.5
+#: Re-baselining threshold (see ``core.planner.DEFAULT_REBASE_RATIO``; kept equal by a test).
+DEFAULT_REBASE_RATIO = 0.25
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 DEFAULT_MAX_WINDOW = 2 * 1024 * 1024 * 1024
@@ -44,6 +46,9 @@ class DeltaGliderConfig:
     ``compressed_references`` lets files that xdelta3 decompresses (gzip, bzip2, xz,
     compress) become references: better savings for such files, but deltaglider 6.x can
     no longer read their directories' deltas (``DG_COMPRESSED_REFERENCES=1``).
+    ``rebase_ratio`` re-baselines drifting directories: a file whose delta against the
+    directory's newest reference exceeds this share of its size (but is related, at most
+    90 %) becomes the next reference (``DG_REBASE_RATIO``; ``1`` or ``off`` turns it off).
     """
 
     endpoint_url: str | None = None
@@ -66,9 +71,11 @@ class DeltaGliderConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     compressed_references: bool = False
+    rebase_ratio: float = DEFAULT_REBASE_RATIO
 
     def __post_init__(self) -> None:
         validate_ratio(self.max_ratio)
+        validate_ratio(self.rebase_ratio, source="rebase_ratio")
         if self.max_concurrency < 0:
             raise InvalidArgumentError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
         if self.log_level is not None and self.log_level.upper() not in _LEVELS:
@@ -132,6 +139,8 @@ class DeltaGliderConfig:
             values["region_name"] = env["AWS_REGION"]
         if env.get("DG_MAX_RATIO"):
             values["max_ratio"] = validate_ratio(env["DG_MAX_RATIO"], source="DG_MAX_RATIO")
+        if env.get("DG_REBASE_RATIO"):
+            values["rebase_ratio"] = rebase_setting(env["DG_REBASE_RATIO"], "DG_REBASE_RATIO")
         if env.get("DG_COMPRESSED_REFERENCES"):
             values["compressed_references"] = _flag(
                 env["DG_COMPRESSED_REFERENCES"], "DG_COMPRESSED_REFERENCES"
@@ -148,6 +157,8 @@ class DeltaGliderConfig:
                 values[name] = value
         if "max_ratio" in values:
             values["max_ratio"] = validate_ratio(values["max_ratio"])
+        if "rebase_ratio" in values:
+            values["rebase_ratio"] = rebase_setting(values["rebase_ratio"], "rebase_ratio")
         if "log_level" in values:
             values["log_level"] = str(values["log_level"]).upper()
         return cls(**values)
@@ -189,3 +200,10 @@ class DeltaGliderConfig:
     def with_changes(self, **changes: Any) -> DeltaGliderConfig:
         """A copy with some fields replaced."""
         return replace(self, **changes)
+
+
+def rebase_setting(value: object, source: str) -> float:
+    """A re-baselining threshold: a ratio in ``[0, 1]``, or ``off`` (the same as 1)."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "false", "no", "none"):
+        return 1.0
+    return validate_ratio(value, source=source)

@@ -100,5 +100,6 @@ def build_service(
         tool_version=config.tool_version,
         max_ratio=config.max_ratio,
         compressed_references=config.compressed_references,
+        rebase_ratio=config.rebase_ratio,
     )
     return ServiceBundle(config=config, service=service, storage=storage, cache=cache, diff=diff)

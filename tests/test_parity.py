@@ -25,6 +25,10 @@ ASYNC_ONLY_EXPORTS = {
     "AsyncDeltaService",
     "AsyncStreamingBody",
     "GetObjectResponse",
+    # The async worker pool and what async operations run on.
+    "Job",
+    "Operations",
+    "run_jobs",
     "create_async_client",
     "hold_log_level",
     "release_log_level",

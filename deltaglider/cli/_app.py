@@ -41,6 +41,7 @@ class Settings:
     region: str | None = None
     profile: str | None = None
     max_ratio: float | None = None
+    rebase_ratio: float | None = None
     no_delta: bool = False
     concurrency: int | None = None
     json: bool = False
@@ -121,8 +122,39 @@ def concurrency_option(f: F) -> F:
     )(f)
 
 
+class _RebaseRatio(click.ParamType):  # type: ignore[type-arg]
+    """A ratio in [0, 1], or ``off`` (the same as 1: never re-baseline)."""
+
+    name = "ratio"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        if str(value).strip().lower() == "off":
+            return 1.0
+        try:
+            ratio = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number in [0, 1] nor 'off'", param, ctx)
+        if not 0.0 <= ratio <= 1.0:
+            self.fail(f"{value!r} is not in [0, 1]", param, ctx)
+        return ratio
+
+
 def ratio_option(f: F) -> F:
-    """``--max-ratio``."""
+    """``--max-ratio`` and ``--rebase-ratio``."""
+    f = _option(
+        "--rebase-ratio",
+        name="rebase_ratio",
+        type=_RebaseRatio(),
+        metavar="R|off",
+        help=(
+            "Make a file the directory's next reference when its delta exceeds R of its size "
+            "(default: DG_REBASE_RATIO, else 0.25; off: never)."
+        ),
+    )(f)
     return _option(
         "--max-ratio",
         name="max_ratio",
@@ -243,6 +275,7 @@ def run(ctx: click.Context, work: Callable[[AsyncDeltaGliderClient], Awaitable[T
             region_name=options.region,
             profile_name=options.profile,
             max_ratio=options.max_ratio,
+            rebase_ratio=options.rebase_ratio,
             max_concurrency=options.concurrency,
         )
         async with client:

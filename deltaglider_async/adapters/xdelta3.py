@@ -286,7 +286,7 @@ class XDelta3Diff:
         Raises :class:`DiffError` when xdelta3 fails (``out`` is then removed) and
         :class:`DiffToolNotFoundError` when it is not installed.
         """
-        binary = await self._checked()
+        binary = self.binary()
         window = await self._window(reference)
         args = [
             binary,
@@ -311,7 +311,7 @@ class XDelta3Diff:
         (``out`` is then removed). A delta truncated at a window boundary can decode
         without error to a shorter output: callers verify the SHA-256 of ``out``.
         """
-        binary = await self._checked()
+        binary = self.binary()
         window = await self._window(reference)
         args = [
             binary,
@@ -328,20 +328,19 @@ class XDelta3Diff:
         ]
         await self._run("decode", args, out)
 
-    async def _checked(self) -> str:
-        """The binary, after checking once that it can do what is configured.
+    async def _check(self, binary: str) -> None:
+        """Check once that ``binary`` can do what is configured (run under the limiter,
+        so the probe never adds a child beyond ``max_processes``).
 
         Raises :class:`DiffToolUnsupportedError` (every time, once found) when the
         configured secondary compressor does not work with the installed build.
         """
-        binary = self.binary()
         if self._checked_binary != binary:
             self._version = await self._read_version(binary)
             self._unsupported = await self._probe_secondary(binary)
             self._checked_binary = binary
         if self._unsupported is not None:
             raise self._unsupported
-        return binary
 
     async def _read_version(self, binary: str) -> str | None:
         try:
@@ -393,6 +392,7 @@ class XDelta3Diff:
     async def _run(self, operation: str, args: list[str], out: Path) -> None:
         async with self._limiter():
             try:
+                await self._check(args[0])
                 await self._run_child(operation, args)
             except DiffError as exc:
                 _remove_quietly(out)

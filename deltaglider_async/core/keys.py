@@ -2,7 +2,10 @@
 
 A bucket written by deltaglider holds four kinds of keys (SPEC §2):
 
-* ``<dir>/reference.bin``: a directory's reference, never shown as a user object;
+* ``<dir>/reference.bin``: a directory's first reference, never shown as a user object,
+  and ``<dir>/.deltaglider/refs/<generation>-<sha256 prefix>/reference.bin``: the later
+  references of a re-baselined directory (generation 1, 2, ...; inside the directory, so
+  copies of the directory made by other tools carry them along);
 * ``<dir>/<name>.delta``: a delta, shown as ``<dir>/<name>`` (its *logical* key);
 * ``.deltaglider/...`` at the bucket root: deltaglider's own files (the stats cache, and
   temporary copies ``.deltaglider/tmp/<sha256>/<expiry>/<name>``: rehydrated files behind
@@ -15,16 +18,22 @@ suffixes itself, so the rules live in one place.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from .._models import DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME
 
 __all__ = [
+    "REBASED_DIR",
     "TEMP_PREFIX",
     "KeyRole",
     "is_hidden",
     "logical_key",
     "parse_temp_copy",
+    "rebased_reference_key",
+    "rebased_references_prefix",
+    "reference_generation",
+    "reference_space_prefix",
     "role",
     "stored_keys",
     "temp_copy_key",
@@ -32,6 +41,11 @@ __all__ = [
 
 #: Where temporary copies live; a lifecycle rule on it may expire them server side.
 TEMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"
+#: The folder, inside a directory, of its later references.
+REBASED_DIR = f"{INTERNAL_PREFIX}refs/"
+_REBASED = re.compile(
+    r"(?:^|/)" + re.escape(REBASED_DIR) + r"(\d{8})-[0-9a-f]{16}/" + re.escape(REFERENCE_NAME) + "$"
+)
 
 
 class KeyRole(StrEnum):
@@ -45,6 +59,8 @@ class KeyRole(StrEnum):
 
 def role(key: str) -> KeyRole:
     """The role of the stored ``key``."""
+    if _REBASED.search(key):
+        return KeyRole.REFERENCE
     if key.startswith(INTERNAL_PREFIX):
         return KeyRole.INTERNAL
     if key.rpartition("/")[2] == REFERENCE_NAME:
@@ -90,3 +106,31 @@ def parse_temp_copy(key: str) -> tuple[str, int] | None:
     if len(parts) != 3 or not parts[1].isdigit():
         return None
     return parts[0], int(parts[1])
+
+
+def rebased_references_prefix(space_prefix: str) -> str:
+    """The prefix under which the directory ``space_prefix`` keeps its later references."""
+    return f"{space_prefix}/{REBASED_DIR}" if space_prefix else REBASED_DIR
+
+
+def rebased_reference_key(space_prefix: str, generation: int, sha256: str) -> str:
+    """The key of generation ``generation`` (1, 2, ...) of a directory's references, whose
+    content has SHA-256 ``sha256``. It ends in ``/reference.bin``, so deltaglider 6.x, which
+    reads ``<directory of dg-ref-key>/reference.bin``, finds it; the keys of one directory
+    sort by generation, and two writers re-baselining at once write different keys."""
+    prefix = rebased_references_prefix(space_prefix)
+    return f"{prefix}{generation:08d}-{sha256[:16]}/{REFERENCE_NAME}"
+
+
+def reference_generation(key: str) -> int:
+    """0 for a ``<dir>/reference.bin``, N for generation N of a re-baselined directory."""
+    match = _REBASED.search(key)
+    return int(match.group(1)) if match else 0
+
+
+def reference_space_prefix(key: str) -> str:
+    """The directory a reference key belongs to (its deltas' directory)."""
+    match = _REBASED.search(key)
+    if match is not None:
+        return key[: match.start()]
+    return key.rpartition("/")[0]

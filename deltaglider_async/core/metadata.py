@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 
 from .._errors import InvalidArgumentError
 from ..ports.storage import ObjectHead
+from .keys import reference_space_prefix
 
 USER_PREFIX = "user-"
 ZERO_DIFF_NOTE = "zero-diff (reference identical)"
@@ -431,7 +432,10 @@ def delta_metadata(
     meta["dg-original-name"] = encode_own(original_name)
     # Keys under a non-ASCII prefix are percent-encoded like names: values must be ASCII.
     meta["dg-ref-key"] = encode_own(ref_key)
-    meta["dg-ref-path"] = encode_name(ref_key.rpartition("/")[2])
+    # Relative to the delta's directory: ``reference.bin``, or the later reference of a
+    # re-baselined directory (``.deltaglider/refs/<generation>-<sha>/reference.bin``).
+    space = reference_space_prefix(ref_key)
+    meta["dg-ref-path"] = encode_name(ref_key[len(space) + 1 :] if space else ref_key)
     meta["dg-ref-sha256"] = ref_sha256
     meta["dg-delta-size"] = str(delta_size)
     if zero_diff:

@@ -114,3 +114,21 @@ def delta_ratio(delta_size: int, original_size: int) -> float:
 def keep_delta(delta_size: int, original_size: int, max_ratio: float) -> bool:
     """The ratio rule: keep the delta unless it is larger than ``max_ratio`` of the file."""
     return delta_ratio(delta_size, original_size) <= max_ratio
+
+
+#: A delta larger than this share of its file means an unrelated file: it is stored
+#: direct and never becomes a reference (measured: related release versions stay far
+#: below it, even ~130 versions apart).
+UNRELATED_RATIO = 0.9
+#: The default re-baselining threshold. Chosen by benchmark (benchmarks/README.md):
+#: over botocore 1.43.0-47, stored/original is 35.6 % with one reference, 23.9 % when a
+#: file whose delta exceeds 25 % of its size becomes the next reference.
+DEFAULT_REBASE_RATIO = 0.25
+
+
+def should_rebase(delta_size: int, original_size: int, rebase_ratio: float) -> bool:
+    """True when the file should become its directory's next reference: its delta against
+    the newest reference is more than ``rebase_ratio`` of its size, yet it is related to it
+    (at most :data:`UNRELATED_RATIO`). ``rebase_ratio`` 1 turns re-baselining off."""
+    ratio = delta_ratio(delta_size, original_size)
+    return rebase_ratio < ratio <= UNRELATED_RATIO

@@ -5,12 +5,18 @@ A deltaspace's ``reference.bin`` is what its deltas are encoded against (SPEC §
 * **find or create** (:meth:`ReferenceStore.for_put`): the first eligible upload of a
   space writes it with a conditional PUT (``If-None-Match: *``); a writer that loses the
   race uses the winner's. Where the server refuses conditional writes, PUT then HEAD tells
-  who won. Within one process a lock per space serialises creation.
+  who won. Within one process a lock per space serialises creation. A space that was
+  re-baselined encodes against its newest reference.
+* **re-baseline** (:meth:`ReferenceStore.create_rebased`): a file whose delta against the
+  newest reference is poor becomes generation N+1 of the space's references, at
+  ``<dir>/.deltaglider/refs/<N+1>-<sha256 prefix>/reference.bin`` (content-addressed: two
+  writers re-baselining at once write two keys, and each delta names the one it used).
 * **confirm** (:meth:`ReferenceStore.confirm`): after a delta is stored, the reference it
   was encoded against must still be the stored one; if it vanished (its last other delta
   was deleted meanwhile) it is restored from the verified local copy.
-* **drop** (:meth:`ReferenceStore.drop_unused`): a reference no delta needs is deleted by
-  the operation that made it unneeded, through a temporary copy that brings it back if a
+* **drop** (:meth:`ReferenceStore.drop_unused`): the references of a space left without
+  deltas (the first and every later one) are deleted by the operation that made them
+  unneeded, through a temporary copy that brings it back if a
   writer elsewhere stored a delta against it meanwhile.
 * **read** (:meth:`ReferenceStore.fetch_for_delta`): a delta is decoded against the
   reference whose SHA-256 matches its ``dg-ref-sha256``: its recorded ``dg-ref-key``, or the
@@ -44,7 +50,15 @@ from ..ports.storage import PROTECTION_SETTINGS, ObjectHead
 from . import metadata as meta_codec
 from . import planner
 from .context import CoreContext, read_head, remove_quietly
-from .keys import TEMP_PREFIX, KeyRole, role, temp_copy_key
+from .keys import (
+    TEMP_PREFIX,
+    KeyRole,
+    rebased_reference_key,
+    rebased_references_prefix,
+    reference_generation,
+    role,
+    temp_copy_key,
+)
 
 __all__ = ["Reference", "ReferenceStore"]
 
@@ -109,6 +123,12 @@ class ReferenceStore:
         """
         storage = self._ctx.storage
         bucket, ref_key = space.bucket, space.reference_key
+        newest = await self.newest_rebased(space)
+        if newest is not None:
+            try:
+                return await self.load(bucket, newest)
+            except (ObjectNotFoundError, IntegrityError):
+                pass  # dropped or replaced meanwhile: fall back to the first reference
         for _ in range(ATTEMPTS):
             head = await storage.head(bucket, ref_key)
             if head is None:
@@ -140,6 +160,88 @@ class ReferenceStore:
         raise StorageError(
             f"reference s3://{bucket}/{ref_key} kept disappearing while storing "
             f"{space.key_for(name)}"
+        )
+
+    async def rebased_keys(self, space: DeltaSpace) -> list[str]:
+        """The keys of the space's later references, oldest generation first."""
+        prefix = rebased_references_prefix(space.prefix)
+        keys = [
+            info.key
+            async for info in self._ctx.storage.iter_objects(space.bucket, prefix)
+            if reference_generation(info.key) > 0
+        ]
+        return sorted(keys, key=lambda k: (reference_generation(k), k))
+
+    async def newest_rebased(self, space: DeltaSpace) -> ObjectHead | None:
+        """The HEAD of the space's newest later reference; None if it was never re-baselined."""
+        for key in reversed(await self.rebased_keys(space)):
+            head = await self._ctx.storage.head(space.bucket, key)
+            if head is not None:
+                return head
+        return None
+
+    async def create_rebased(
+        self,
+        space: DeltaSpace,
+        after: Reference,
+        staged: Path,
+        digest: FileDigest,
+        name: str,
+        on_created: Callable[[], None],
+        settings: Mapping[str, Any] | None = None,
+    ) -> Reference | None:
+        """Store ``staged`` as the space's next reference (one generation after ``after``).
+
+        The key is content-addressed (:func:`rebased_reference_key`), written with
+        ``If-None-Match: *``: a writer that finds the same bytes there already uses them.
+        Returns None when the key holds other bytes (impossible but for a SHA-256 prefix
+        collision) or the server replaced it; the caller then keeps ``after``.
+        """
+        ctx = self._ctx
+        key = rebased_reference_key(
+            space.prefix, reference_generation(after.key) + 1, digest.sha256
+        )
+        meta = meta_codec.reference_metadata(
+            tool=ctx.tool_version,
+            source_name=name,
+            sha256=digest.sha256,
+            size=digest.size,
+            md5=digest.md5,
+            created_at=ctx.clock.now(),
+        )
+        chosen = dict(settings or {})
+        try:
+            await ctx.storage.put_file(
+                space.bucket, key, staged, metadata=meta, if_none_match=True, settings=chosen
+            )
+            on_created()
+        except PreconditionFailedError:
+            pass  # the same bytes are there already (same key), checked below
+        except ConditionalWriteNotSupportedError:
+            await ctx.storage.put_file(space.bucket, key, staged, metadata=meta, settings=chosen)
+            on_created()
+        head = await ctx.storage.head(space.bucket, key)
+        if head is None or meta_codec.decode(head).file_sha256 != digest.sha256:
+            return None
+        await ctx.cache_store(digest.sha256, staged)
+        ctx.metrics.increment("deltaglider.reference.rebased")
+        ctx.logger.info(
+            "re-baselined",
+            key=f"s3://{space.bucket}/{key}",
+            previous=after.key,
+            size=digest.size,
+        )
+        return Reference(
+            key=key,
+            sha256=digest.sha256,
+            size=digest.size,
+            path=staged,
+            metadata=meta,
+            created=True,
+            cache_hit=False,
+            head_bytes=await read_head(staged, planner.SNIFF_BYTES),
+            etag=head.etag,
+            settings=chosen,
         )
 
     async def _create(
@@ -279,40 +381,53 @@ class ReferenceStore:
         they confirm their reference.
         """
         ctx = self._ctx
-        bucket, key = space.bucket, space.reference_key
         async with ctx.space_locks.hold(space):
             with ctx.dropping.running(space):
                 if await self.has_delta(space):
                     return False
-                head = await ctx.storage.head(bucket, key)
-                if head is None:
-                    return False
-                if head.size > _MAX_COPY_SIZE:
-                    ctx.logger.info("keeping an unused reference too large to drop safely", key=key)
-                    return False
-                sha = meta_codec.decode(head).file_sha256 or head.etag.strip('"')
-                keep = temp_copy_key(
-                    sha, int(ctx.clock.now().timestamp()) + _KEEP_SECONDS, REFERENCE_NAME
+                dropped = False
+                for key in [space.reference_key, *await self.rebased_keys(space)]:
+                    outcome = await self._drop_one(space, key)
+                    if outcome is None:
+                        return dropped  # a delta appeared: keep the rest
+                    dropped = dropped or outcome
+                return dropped
+
+    async def _drop_one(self, space: DeltaSpace, key: str) -> bool | None:
+        """Drop one reference of a space that had no delta (see :meth:`drop_unused`).
+
+        True when deleted, False when absent, kept or replaced, None when a delta appeared
+        meanwhile (the reference is then restored).
+        """
+        ctx = self._ctx
+        bucket = space.bucket
+        head = await ctx.storage.head(bucket, key)
+        if head is None:
+            return False
+        if head.size > _MAX_COPY_SIZE:
+            ctx.logger.info("keeping an unused reference too large to drop safely", key=key)
+            return False
+        sha = meta_codec.decode(head).file_sha256 or head.etag.strip('"')
+        keep = temp_copy_key(sha, int(ctx.clock.now().timestamp()) + _KEEP_SECONDS, REFERENCE_NAME)
+        await ctx.storage.copy(bucket, key, keep)
+        try:
+            try:
+                await ctx.storage.delete(bucket, key, if_match=head.etag)
+            except PreconditionFailedError:
+                return False  # replaced meanwhile: the new one is someone's
+            if await self.has_delta(space):
+                ctx.logger.warning(
+                    "a delta was stored while its reference was being dropped; "
+                    "restoring the reference",
+                    key=key,
                 )
-                await ctx.storage.copy(bucket, key, keep)
-                try:
-                    try:
-                        await ctx.storage.delete(bucket, key, if_match=head.etag)
-                    except PreconditionFailedError:
-                        return False  # replaced meanwhile: the new one is someone's
-                    if await self.has_delta(space):
-                        ctx.logger.warning(
-                            "a delta was stored while its reference was being dropped; "
-                            "restoring the reference",
-                            key=key,
-                        )
-                        await self._restore_copy(bucket, keep, key)
-                        return False
-                    ctx.logger.info("deleted unused reference", key=key)
-                    return True
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await ctx.storage.delete(bucket, keep)
+                await self._restore_copy(bucket, keep, key)
+                return None
+            ctx.logger.info("deleted unused reference", key=key)
+            return True
+        finally:
+            with anyio.CancelScope(shield=True):
+                await ctx.storage.delete(bucket, keep)
 
     async def _restore_copy(self, bucket: str, copy: str, key: str) -> None:
         """Put the reference back from its temporary copy, unless a writer already did."""

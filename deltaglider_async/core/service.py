@@ -75,8 +75,10 @@ class AsyncDeltaService:
         *,
         work_root: Path | None = None,
         compressed_references: bool = False,
+        rebase_ratio: float = planner.DEFAULT_REBASE_RATIO,
     ) -> None:
         self.max_ratio = planner.validate_ratio(max_ratio)
+        self.rebase_ratio = planner.validate_ratio(rebase_ratio, source="rebase_ratio")
         self._ctx = CoreContext(
             storage=storage,
             diff=diff,
@@ -162,6 +164,7 @@ class AsyncDeltaService:
         checks: ContentChecks | None = None,
         source: Path | None = None,
         space: DeltaSpace | None = None,
+        rebase_ratio: float | None = None,
     ) -> PutSummary:
         """Store the local file ``file`` in ``delta_space`` as ``name`` (default: its name).
 
@@ -183,6 +186,7 @@ class AsyncDeltaService:
                 allow_delta=allow_delta,
                 settings=settings,
                 checks=checks,
+                rebase_ratio=rebase_ratio,
             )
         finally:
             # Close the source file now, even when cancelled, not whenever the generator
@@ -202,6 +206,7 @@ class AsyncDeltaService:
         allow_delta: bool = True,
         settings: Mapping[str, Any] | None = None,
         checks: ContentChecks | None = None,
+        rebase_ratio: float | None = None,
     ) -> PutSummary:
         """Store the bytes of ``chunks`` in ``space`` under the file name ``name``.
 
@@ -212,11 +217,17 @@ class AsyncDeltaService:
         anything; :class:`InvalidArgumentError` when ``checks`` fail (nothing is stored).
         """
         ratio = self.max_ratio if max_ratio is None else planner.validate_ratio(max_ratio)
+        rebase = (
+            self.rebase_ratio
+            if rebase_ratio is None
+            else planner.validate_ratio(rebase_ratio, source="rebase_ratio")
+        )
         return await self._writer.put_stream(
             chunks,
             space,
             name,
             ratio,
+            rebase_ratio=rebase,
             metadata=metadata,
             content_type=content_type,
             allow_delta=allow_delta,

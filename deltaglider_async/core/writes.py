@@ -159,6 +159,7 @@ class Writer:
         allow_delta: bool = True,
         settings: Mapping[str, Any] | None = None,
         checks: ContentChecks | None = None,
+        rebase_ratio: float = 1.0,
     ) -> PutSummary:
         """Store the bytes of ``chunks`` in ``space`` as ``name`` (see the module docstring).
 
@@ -194,7 +195,7 @@ class Writer:
                     dict(settings or {}),
                 )
                 if allow_delta and self._delta_possible(upload):
-                    return await self._put_delta(upload, ratio)
+                    return await self._put_delta(upload, ratio, rebase_ratio)
                 return await self._put_direct(upload, await self._forms(upload))
         finally:
             await remove_quietly(staged)
@@ -257,7 +258,7 @@ class Writer:
 
     # ------------------------------------------------------------------ delta
 
-    async def _put_delta(self, upload: _Upload, ratio: float) -> PutSummary:
+    async def _put_delta(self, upload: _Upload, ratio: float, rebase_ratio: float) -> PutSummary:
         state = _PutState()
         delta_path = self._ctx.tmp("delta")
         try:
@@ -265,7 +266,7 @@ class Writer:
             if state.ref is None:
                 return await self._put_direct(upload, forms)
             stamp = forms.stamp_after(self._ctx.clock.now())
-            stored = await self._store_delta(upload, ratio, stamp, delta_path, state)
+            stored = await self._store_delta(upload, ratio, rebase_ratio, stamp, delta_path, state)
             if stored is None:
                 summary = await self._put_direct(upload, forms)
                 if state.created_reference:
@@ -343,7 +344,13 @@ class Writer:
         return self._compressed_references or not planner.decompressed_by_xdelta3(head)
 
     async def _store_delta(
-        self, upload: _Upload, ratio: float, stamp: datetime, delta_path: Path, state: _PutState
+        self,
+        upload: _Upload,
+        ratio: float,
+        rebase_ratio: float,
+        stamp: datetime,
+        delta_path: Path,
+        state: _PutState,
     ) -> int | None:
         """Encode against ``state.ref``, check the ratio, PUT the delta, confirm its reference.
 
@@ -353,7 +360,8 @@ class Writer:
         writer), the delta is encoded again against the new one.
         """
         ctx = self._ctx
-        for _ in range(_CONFIRM_ATTEMPTS):
+        rebased = False
+        for _ in range(_CONFIRM_ATTEMPTS + 1):
             ref = state.ref
             assert ref is not None
             with ctx.timed("deltaglider.xdelta3.encode"):
@@ -366,6 +374,28 @@ class Writer:
                 reference_cached=ref.cache_hit,
                 delta_size=delta_size,
             )
+            if (
+                not ref.created
+                and not rebased
+                and planner.should_rebase(delta_size, upload.digest.size, rebase_ratio)
+                and self._may_reference(upload.head)
+            ):
+                # The directory drifted from its newest reference: this file becomes the
+                # next one, and its delta (against itself) is tiny.
+                rebased = True
+                new_ref = await self._refs.create_rebased(
+                    upload.space,
+                    ref,
+                    upload.staged,
+                    upload.digest,
+                    upload.name,
+                    state.mark_created,
+                    {k: v for k, v in upload.settings.items() if k in PROTECTION_SETTINGS},
+                )
+                if new_ref is not None:
+                    await self._refs.release(ref, upload.staged)
+                    state.ref = new_ref
+                    continue
             if not ref.created and not planner.keep_delta(delta_size, upload.digest.size, ratio):
                 ctx.logger.info(
                     "delta too large, storing direct",

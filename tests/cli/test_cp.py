@@ -418,3 +418,35 @@ def test_recursive_copy_from_a_missing_source_is_not_found(
     assert result.exit_code == 3, result.output
     assert "does not exist" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("option", "rebased"), [([], True), (["--rebase-ratio", "off"], False)])
+def test_rebase_ratio_option(
+    dg: Cli, moto_bucket: str, moto_admin: Any, tmp_path: Path, option: list[str], rebased: bool
+) -> None:
+    from tests.compat.test_upstream_reads_ours import drifting_series
+
+    for n, data in enumerate(drifting_series(5)):
+        path = tmp_path / f"app-{n}.zip"
+        path.write_bytes(data)
+        result = dg("cp", *option, str(path), f"s3://{moto_bucket}/rel/")
+        assert result.exit_code == 0, result.output
+    keys = raw_keys(moto_admin, moto_bucket)
+    assert any("/.deltaglider/refs/" in k for k in keys) is rebased
+
+
+def test_rebase_ratio_option_refuses_nonsense(dg: Cli, moto_bucket: str, tmp_path: Path) -> None:
+    path = tmp_path / "a.zip"
+    path.write_bytes(b"PK" + b"x" * 100)
+    result = dg("cp", "--rebase-ratio", "2", str(path), f"s3://{moto_bucket}/rel/")
+    assert result.exit_code == 2
+    assert "not in [0, 1]" in result.output
+    assert raw_keys_empty(dg, moto_bucket)
+
+
+def raw_keys_empty(dg: Cli, bucket: str) -> bool:
+    client = dg.s3.boto3_client()
+    try:
+        return client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    finally:
+        client.close()

@@ -208,6 +208,33 @@ def _percent_looking_directories() -> list[Upload]:
     return uploads
 
 
+def drifting_series(count: int, size: int = 300_000, *, seed: int = 21) -> list[bytes]:
+    """``count`` versions of an incompressible file, each replacing another tenth of the
+    first one: the delta against version 0 grows by about 10 % a version."""
+    rng = random.Random(seed)
+    data = bytearray(rng.randbytes(size))
+    versions = [bytes(data)]
+    step = size // 10
+    for version in range(1, count):
+        start = (version - 1) % 10 * step
+        data[start : start + step] = rng.randbytes(step)
+        versions.append(bytes(data))
+    return versions
+
+
+def _rebased() -> list[Upload]:
+    # Deltas against the first file grow ~10 % a version: the 4th file (30 %) and the 7th
+    # (30 % against the 4th) become the directory's next references, at
+    # rebased/.deltaglider/refs/<generation>-<sha>/reference.bin; 6.2.0 reads the deltas
+    # from the directory of their dg-ref-key.
+    stored = [REFERENCE, DELTA, DELTA, REFERENCE, DELTA, DELTA, REFERENCE, DELTA]
+    versions = drifting_series(len(stored))
+    return [
+        Upload("rebased", f"app-1.0.{n}.zip", data, kind)
+        for n, (data, kind) in enumerate(zip(versions, stored, strict=True))
+    ]
+
+
 def _too_different() -> list[Upload]:
     # The second zip shares nothing with the reference: its delta is ~100 % of its size,
     # above max_ratio (0.5), so it is stored direct beside the reference's deltas.
@@ -289,6 +316,7 @@ CASES = [
     Case("percent-looking-directories", _percent_looking_directories),
     Case("many-versions", lambda: _versions("zip", "releases/many", 5, seed=13)),
     Case("too-different", _too_different),
+    Case("rebased", _rebased),
     Case("compressed-target-plain-reference", _compressed_target_plain_reference),
     Case("plain-target-compressed-reference", _plain_target_compressed_reference),
     Case("tar-named-BZh", _tar_named_bzh),

@@ -10,10 +10,6 @@ import pytest
 
 from deltaglider_async._config import DeltaGliderConfig
 from deltaglider_async._factory import ServiceBundle, build_service
-from deltaglider_async.adapters.clock import UtcClock
-from deltaglider_async.adapters.hashing import StdlibHasher
-from deltaglider_async.adapters.logging import StdLogger
-from deltaglider_async.adapters.metrics import NoopMetrics
 from deltaglider_async.adapters.s3_storage import S3Storage
 from deltaglider_async.core.service import AsyncDeltaService
 from deltaglider_async.ports.metrics import MetricsPort
@@ -36,22 +32,7 @@ def bundle_with_storage(
     config: DeltaGliderConfig, storage: S3Storage, metrics: MetricsPort | None = None
 ) -> ServiceBundle:
     """The default wiring of ``build_service`` around a given storage adapter."""
-    base = build_service(config)
-    service = AsyncDeltaService(
-        storage=storage,
-        diff=base.diff,
-        hasher=StdlibHasher(),
-        cache=base.cache,
-        clock=UtcClock(),
-        logger=StdLogger(),
-        metrics=metrics if metrics is not None else NoopMetrics(),
-        tool_version=config.tool_version,
-        max_ratio=config.max_ratio,
-        compressed_references=config.compressed_references,
-    )
-    return ServiceBundle(
-        config=config, service=service, storage=storage, cache=base.cache, diff=base.diff
-    )
+    return build_service(config, storage=storage, metrics=metrics)
 
 
 @pytest.fixture

@@ -162,3 +162,25 @@ def test_ratio_error_names_its_source() -> None:
 )  # fmt: skip
 def test_ratio_rule(delta: int, original: int, max_ratio: float, keep: bool) -> None:
     assert planner.keep_delta(delta, original, max_ratio) is keep
+
+
+def test_the_rebase_defaults_agree() -> None:
+    from deltaglider_async._config import DEFAULT_REBASE_RATIO, DeltaGliderConfig
+
+    assert DEFAULT_REBASE_RATIO == planner.DEFAULT_REBASE_RATIO
+    assert DeltaGliderConfig().rebase_ratio == planner.DEFAULT_REBASE_RATIO
+
+
+@pytest.mark.parametrize(
+    ("delta", "size", "threshold", "expected"),
+    [
+        (20, 100, 0.25, False),  # a good delta
+        (26, 100, 0.25, True),  # drifted: becomes the next reference
+        (90, 100, 0.25, True),  # still related
+        (91, 100, 0.25, False),  # unrelated: stored direct, never a reference
+        (60, 100, 1.0, False),  # 1 turns re-baselining off
+        (1, 0, 0.25, False),  # an empty file
+    ],
+)
+def test_should_rebase(delta: int, size: int, threshold: float, expected: bool) -> None:
+    assert planner.should_rebase(delta, size, threshold) is expected

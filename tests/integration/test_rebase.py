@@ -1,0 +1,180 @@
+"""Re-baselining: a drifting directory gets new references, and every operation knows them.
+
+A series whose deltas against the first file grow ~10 % a version (see
+``drifting_series``): with the default threshold (25 %) the 4th and 7th files become the
+directory's next references, at ``<dir>/.deltaglider/refs/<generation>-<sha>/reference.bin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from deltaglider_async import AsyncDeltaGliderClient, AsyncDeltaService, DeltaSpace, ObjectKey
+from deltaglider_async.core.keys import reference_generation
+from deltaglider_async.testing import LocalS3
+from tests.compat.test_upstream_reads_ours import drifting_series
+
+from .support import list_keys
+
+COUNT = 8
+
+
+@pytest.fixture
+async def client(s3_server: LocalS3) -> AsyncIterator[AsyncDeltaGliderClient]:
+    async with AsyncDeltaGliderClient(s3_server.config()) as opened:
+        yield opened
+
+
+async def upload_series(
+    client: AsyncDeltaGliderClient, bucket: str, prefix: str, tmp_path: Path
+) -> list[bytes]:
+    versions = drifting_series(COUNT)
+    for n, data in enumerate(versions):
+        path = tmp_path / prefix / f"app-1.0.{n}.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        await client.upload(path, f"s3://{bucket}/{prefix}/")
+    return versions
+
+
+def stored_bytes(s3_admin: Any, bucket: str, prefix: str) -> int:
+    pages = s3_admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sum(o["Size"] for page in pages for o in page.get("Contents", []))
+
+
+async def test_a_drifting_series_gets_new_references_and_reads_back(
+    client: AsyncDeltaGliderClient,
+    s3_server: LocalS3,
+    bucket: str,
+    s3_admin: Any,
+    tmp_path: Path,
+) -> None:
+    versions = await upload_series(client, bucket, "rel", tmp_path)
+    keys = list_keys(s3_admin, bucket)
+    rebased = sorted(k for k in keys if reference_generation(k) > 0)
+    assert [reference_generation(k) for k in rebased] == [1, 2]
+    assert all(k.startswith("rel/.deltaglider/refs/") for k in rebased)
+    # Hidden from listings; every version reads back byte for byte and verifies.
+    listed = await client.list_objects(Bucket=bucket, Prefix="rel/", Delimiter="/")
+    assert [o["Key"] for o in listed["Contents"]] == [f"rel/app-1.0.{n}.zip" for n in range(8)]
+    assert listed["CommonPrefixes"] == []
+    (tmp_path / "out").mkdir()
+    for n, data in enumerate(versions):
+        out = tmp_path / "out" / f"{n}.zip"
+        await client.download(f"s3://{bucket}/rel/app-1.0.{n}.zip", out)
+        assert out.read_bytes() == data
+        assert await client.verify(f"s3://{bucket}/rel/app-1.0.{n}.zip")
+    # Later uploads encode against the newest reference.
+    head = await client.head_object(Bucket=bucket, Key="rel/app-1.0.7.zip")
+    assert head["DeltaGlider"]["ReferenceKey"] == rebased[-1]
+    # Cheaper than the same series without re-baselining.
+    async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=1.0)) as plain:
+        await upload_series(plain, bucket, "plain", tmp_path)
+    assert not any(reference_generation(k) for k in list_keys(s3_admin, bucket, "plain/"))
+    with_rebase, without = (
+        stored_bytes(s3_admin, bucket, "rel/"),
+        stored_bytes(s3_admin, bucket, "plain/"),
+    )
+    assert with_rebase < without * 0.8, (with_rebase, without)
+    # Statistics count every reference as stored bytes.
+    stats = await client.get_bucket_stats(bucket, "detailed", use_cache=False)
+    assert stats.object_count == 2 * COUNT
+    assert stats.compressed_size == with_rebase + without
+    assert stats.total_size == 2 * sum(len(v) for v in versions)
+
+
+async def test_deleting_the_last_delta_drops_every_reference(
+    client: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    await upload_series(client, bucket, "rel", tmp_path)
+    (tmp_path / "check").mkdir()
+    for n in range(COUNT - 1):
+        await client.delete_object(Bucket=bucket, Key=f"rel/app-1.0.{n}.zip")
+        # Every remaining version still reads (its reference is kept).
+        for m in range(n + 1, COUNT):
+            out = tmp_path / "check" / f"{n}-{m}.zip"
+            await client.download(f"s3://{bucket}/rel/app-1.0.{m}.zip", out)
+    await client.delete_object(Bucket=bucket, Key=f"rel/app-1.0.{COUNT - 1}.zip")
+    assert list_keys(s3_admin, bucket, "rel/") == {}
+
+
+async def test_recursive_delete_and_migrate_handle_several_references(
+    client: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    versions = await upload_series(client, bucket, "rel", tmp_path)
+    report = await client.migrate(f"s3://{bucket}/rel/", f"s3://{bucket}/copy/")
+    assert report.ok
+    assert len(report.migrated) == COUNT
+    for n, data in enumerate(versions):
+        response = await client.get_object(Bucket=bucket, Key=f"copy/app-1.0.{n}.zip")
+        async with response["Body"] as body:
+            got = await body.read()
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    await client.delete_objects_recursive(Bucket=bucket, Prefix="rel/")
+    assert list_keys(s3_admin, bucket, "rel/") == {}
+    await client.delete_objects_recursive(Bucket=bucket, Prefix="copy/")
+    assert list_keys(s3_admin, bucket) == {}
+
+
+WRITERS = 16
+ROUNDS = 5
+
+
+async def test_concurrent_writers_across_a_rebaselining_point_lose_nothing(
+    make_bundle: Any, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    """16 writers (each its own S3 client, cache and locks) store files that all drift past
+    the threshold at once: each may create a next reference; none is lost, and every
+    delta names a reference whose bytes have its recorded SHA-256."""
+    bundles = [make_bundle() for _ in range(WRITERS)]
+    for bundle in bundles:
+        await bundle.storage.head_bucket(bucket)
+    base = drifting_series(1, seed=5)[0]
+    for round_number in range(ROUNDS):
+        space = DeltaSpace(bucket, f"race/round-{round_number}")
+        first = tmp_path / f"r{round_number}" / "app-0.zip"
+        first.parent.mkdir(parents=True)
+        first.write_bytes(base)
+        await bundles[0].service.put(first, space)
+        rng = random.Random(round_number)
+        files = {}
+        for writer in range(WRITERS):
+            data = bytearray(base)
+            start = rng.randrange(0, len(base) // 2)
+            data[start : start + len(base) * 35 // 100] = rng.randbytes(len(base) * 35 // 100)
+            path = tmp_path / f"r{round_number}" / f"app-{writer + 1}.zip"
+            path.write_bytes(bytes(data[: len(base)]))
+            files[path.name] = path
+        go = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            for writer, path in enumerate(files.values()):
+                tg.start_soon(_put_when, go, bundles[writer].service, path, space)
+            await anyio.wait_all_tasks_blocked()
+            go.set()
+
+        prefix = f"{space.prefix}/"
+        keys = list_keys(s3_admin, bucket, prefix)
+        assert reference_generation(max(keys, key=reference_generation)) >= 1
+        for name, path in {"app-0.zip": first, **files}.items():
+            delta = f"{prefix}{name}.delta"
+            assert delta in keys, (round_number, name)
+            meta = s3_admin.head_object(Bucket=bucket, Key=delta)["Metadata"]
+            ref = s3_admin.get_object(Bucket=bucket, Key=meta["dg-ref-key"])["Body"].read()
+            assert hashlib.sha256(ref).hexdigest() == meta["dg-ref-sha256"], (round_number, name)
+            out = tmp_path / f"r{round_number}" / f"back-{name}"
+            await bundles[round_number].service.get(ObjectKey(bucket, f"{prefix}{name}"), out)
+            assert out.read_bytes() == path.read_bytes(), (round_number, name)
+
+
+async def _put_when(
+    go: anyio.Event, service: AsyncDeltaService, path: Path, space: DeltaSpace
+) -> None:
+    await go.wait()
+    await service.put(path, space)
