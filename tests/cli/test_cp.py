@@ -447,6 +447,7 @@ def test_rebase_ratio_option_refuses_nonsense(dg: Cli, moto_bucket: str, tmp_pat
 def raw_keys_empty(dg: Cli, bucket: str) -> bool:
     client = dg.s3.boto3_client()
     try:
-        return client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+        count: int = client.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+        return count == 0
     finally:
         client.close()
