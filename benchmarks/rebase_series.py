@@ -47,7 +47,7 @@ def fetch(package: str, spec: str) -> list[Path]:
 
 
 def _version_key(path: Path) -> tuple[int, ...]:
-    match = re.search(r"-(\d+(?:\.\d+)+)-", path.name)
+    match = re.search(r"-(\d+(?:\.\d+)+)(?:[-.]|$)", path.name)
     return tuple(int(p) for p in match.group(1).split(".")) if match else (0,)
 
 
