@@ -1361,12 +1361,13 @@ def create_async_client(
 ) -> AsyncDeltaGliderClient:
     """An unopened :class:`AsyncDeltaGliderClient`; use it as ``async with create_async_client():``.
 
-    Keyword arguments: ``tool_version``, ``max_ratio``, ``aws_access_key_id``,
+    Keyword arguments: ``tool_version``, ``max_ratio``, ``rebase_ratio``, ``aws_access_key_id``,
     ``aws_secret_access_key``, ``aws_session_token``, ``region_name``, ``profile_name``,
     ``max_concurrency`` and any other :class:`DeltaGliderConfig` field. What is not given
     comes from the environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
     ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``,
-    ``AWS_PROFILE``, ``DG_LOG_LEVEL``, ``DG_MAX_RATIO``, ``DG_MAX_CONCURRENCY``), then from
+    ``AWS_PROFILE``, ``DG_LOG_LEVEL``, ``DG_MAX_RATIO``, ``DG_REBASE_RATIO``,
+    ``DG_MAX_CONCURRENCY``), then from
     the defaults. ``log_level`` (default ``DG_LOG_LEVEL``) sets the level this client logs
     at; when neither is given the application's logging configuration alone decides.
 

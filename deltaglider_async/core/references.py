@@ -231,18 +231,7 @@ class ReferenceStore:
             previous=after.key,
             size=digest.size,
         )
-        return Reference(
-            key=key,
-            sha256=digest.sha256,
-            size=digest.size,
-            path=staged,
-            metadata=meta,
-            created=True,
-            cache_hit=False,
-            head_bytes=await read_head(staged, planner.SNIFF_BYTES),
-            etag=head.etag,
-            settings=chosen,
-        )
+        return await _created(key, staged, digest, meta, head.etag, chosen)
 
     async def _create(
         self,
@@ -283,18 +272,7 @@ class ReferenceStore:
             return None
         await ctx.cache_store(digest.sha256, staged)
         ctx.metrics.increment("deltaglider.reference.created")
-        return Reference(
-            key=ref_key,
-            sha256=digest.sha256,
-            size=digest.size,
-            path=staged,
-            metadata=meta,
-            created=True,
-            cache_hit=False,
-            head_bytes=await read_head(staged, planner.SNIFF_BYTES),
-            etag=head.etag,
-            settings=settings,
-        )
+        return await _created(ref_key, staged, digest, meta, head.etag, settings)
 
     async def load(self, bucket: str, head: ObjectHead) -> Reference:
         """A verified local copy of the reference described by ``head``."""
@@ -557,6 +535,29 @@ class ReferenceStore:
         except BaseException:
             await remove_quietly(path)
             raise
+
+
+async def _created(
+    key: str,
+    staged: Path,
+    digest: FileDigest,
+    meta: dict[str, str],
+    etag: str,
+    settings: Mapping[str, Any],
+) -> Reference:
+    """The :class:`Reference` a put just wrote from its staged upload."""
+    return Reference(
+        key=key,
+        sha256=digest.sha256,
+        size=digest.size,
+        path=staged,
+        metadata=meta,
+        created=True,
+        cache_hit=False,
+        head_bytes=await read_head(staged, planner.SNIFF_BYTES),
+        etag=etag,
+        settings=settings,
+    )
 
 
 def _same_head(a: ObjectHead, b: ObjectHead) -> bool:
