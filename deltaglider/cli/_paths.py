@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deltaglider_async import S3Url
+from deltaglider_async import AccessDeniedError, LocalFileError, S3Url
 
 from ._errors import CliUsageError
 
@@ -153,9 +153,26 @@ def walk_local(root: Path) -> list[LocalFile]:
     """Every regular file under ``root`` (symlinks to files included), sorted by path.
 
     Symbolic links to directories are not followed, so a link loop cannot recurse forever.
+    A directory that cannot be read raises (:class:`AccessDeniedError` for permission,
+    else :class:`LocalFileError`) instead of being skipped: a tree read partly would look
+    like deleted files to ``sync --delete``.
     """
+
+    def refuse(exc: OSError) -> None:
+        where = exc.filename or root
+        if isinstance(exc, PermissionError):
+            raise AccessDeniedError(
+                f"cannot read local directory {str(where)!r}: permission denied; "
+                "nothing was transferred or deleted"
+            ) from exc
+        if isinstance(exc, FileNotFoundError) and Path(where) != root:
+            return  # removed while walking: it holds nothing any more
+        raise LocalFileError(
+            exc.errno, f"cannot read local directory {str(where)!r}: {exc.strerror or exc}"
+        ) from exc
+
     found: list[LocalFile] = []
-    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+    for directory, dirnames, filenames in os.walk(root, onerror=refuse, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(directory) / name

@@ -154,6 +154,19 @@ async def _kill_and_reap(process: Process) -> None:
             await process.aclose()
 
 
+def _version_probe(binary: str) -> subprocess.CompletedProcess[bytes]:
+    """``xdelta3 -V`` in a scratch directory (a wrapper that writes files writes none here)."""
+    with tempfile.TemporaryDirectory(prefix="deltaglider-xdelta3-probe-") as tmp:
+        return subprocess.run(
+            [binary, "-V"],
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT,
+            check=False,
+        )
+
+
 def _encode_probe(binary: str, secondary: str) -> subprocess.CompletedProcess[bytes]:
     """Encode a few bytes with ``-S secondary`` in a scratch directory (blocking)."""
     with tempfile.TemporaryDirectory(prefix="deltaglider-xdelta3-probe-") as tmp:
@@ -162,7 +175,12 @@ def _encode_probe(binary: str, secondary: str) -> subprocess.CompletedProcess[by
         target.write_bytes(b"deltaglider probe, changed " * 64)
         args = [binary, "-e", "-S", secondary, "-f", "-s", str(source), str(target), str(out)]
         return subprocess.run(
-            args, stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT, check=False
+            args,
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT,
+            check=False,
         )
 
 
@@ -344,11 +362,8 @@ class XDelta3Diff:
 
     async def _read_version(self, binary: str) -> str | None:
         try:
-            with anyio.fail_after(_PROBE_TIMEOUT):
-                done = await anyio.run_process(
-                    [binary, "-V"], stdin=subprocess.DEVNULL, check=False
-                )
-        except (OSError, TimeoutError):
+            done = await anyio.to_thread.run_sync(_version_probe, binary)
+        except (OSError, subprocess.TimeoutExpired):
             return None
         match = _VERSION_RE.search(done.stdout + done.stderr)
         return None if match is None else match.group(1).decode("ascii", "replace")

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.integration.test_local_paths import ROOT, unprivileged_command
+
 from .conftest import Cli, raw_keys
+
+_SYNC = (sys.executable, "-m", "deltaglider", "sync")
 
 
 def test_upload_sync_transfers_only_new_and_changed_files(
@@ -143,3 +152,37 @@ def test_sync_from_a_missing_source_deletes_nothing(
         assert raw_keys(moto_admin, moto_bucket) == before_s3
         after = sorted(p.relative_to(tmp_path) for p in (tmp_path / "mirror").rglob("*"))
         assert after == before_local
+
+
+@pytest.mark.parametrize("unreadable", ["sub", "."], ids=["subdirectory", "source"])
+def test_sync_delete_from_an_unreadable_source_deletes_nothing(
+    s3_server: Any, bucket: str, s3_admin: Any, tmp_path: Path, unreadable: str
+) -> None:
+    """An unreadable directory is an error (exit 4), never an empty one: with --delete a
+    tree read partly would delete the destination's copies of what could not be read."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a")
+    (src / "sub" / "b.txt").write_bytes(b"b")
+    s3_admin.put_object(Bucket=bucket, Key="bk/a.txt", Body=b"a")
+    s3_admin.put_object(Bucket=bucket, Key="bk/sub/b.txt", Body=b"b")
+    (src / unreadable).chmod(0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DG_"))}
+    env.update(s3_server.env())
+    env["PYTHONPATH"] = str(ROOT)
+    try:
+        done = subprocess.run(
+            [*unprivileged_command(), *_SYNC, str(src), f"s3://{bucket}/bk/", "--delete"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        (src / unreadable).chmod(0o755)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "permission denied" in done.stderr
+    assert "delete:" not in done.stdout
+    listed = s3_admin.list_objects_v2(Bucket=bucket, Prefix="bk/").get("Contents", [])
+    assert sorted(o["Key"] for o in listed) == ["bk/a.txt", "bk/sub/b.txt"]
