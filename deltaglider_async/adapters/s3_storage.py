@@ -512,7 +512,9 @@ class S3ObjectBody:
         self._parks = 0
         self._holders = holders if resume is not None else None
         if self._holders is not None:
-            self._holders.touch(self)
+            self._holders.opened(self)
+        elif holders is not None:
+            holders.release()
 
     @property
     def head(self) -> ObjectHead:
@@ -600,8 +602,15 @@ class S3ObjectBody:
                     return b""
                 assert self._resume is not None
                 if self._holders is not None:
-                    self._holders.make_room()
-                self._stream = await self._resume(self._first + self._consumed)
+                    await self._holders.reserve()
+                    try:
+                        self._stream = await self._resume(self._first + self._consumed)
+                    except BaseException:
+                        self._holders.release()
+                        raise
+                    self._holders.opened(self)
+                else:
+                    self._stream = await self._resume(self._first + self._consumed)
             try:
                 chunk = await self._stream.read(amt)
             except _TRANSPORT_ERRORS as exc:
@@ -942,9 +951,13 @@ class S3Storage:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if range is not None:
             params["Range"] = range
-        self._holders.make_room()
-        with translating("GetObject", bucket, key):
-            resp = await client.get_object(**params)
+        await self._holders.reserve()
+        try:
+            with translating("GetObject", bucket, key):
+                resp = await client.get_object(**params)
+        except BaseException:
+            self._holders.release()
+            raise
         where = f"GetObject s3://{bucket}/{key}"
         try:
             content_range = resp.get("ContentRange") or None
@@ -973,6 +986,7 @@ class S3Storage:
             )
         except BaseException:
             resp["Body"].close()
+            self._holders.release()
             raise
         return S3ObjectBody(
             resp,

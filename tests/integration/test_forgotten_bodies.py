@@ -77,3 +77,29 @@ async def test_a_parked_body_never_mixes_in_a_newer_version(
             assert await body.read() == payload(index)[10:]
         for body in kept:
             await body.close()
+
+
+@pytest.mark.parametrize("concurrency", [None, 2], ids=["default", "max_concurrency=2"])
+async def test_many_gets_started_at_once_all_answer(
+    s3_server: LocalS3, bucket: str, s3_admin: Any, concurrency: int | None
+) -> None:
+    """More GETs at once than the pool has connections: the bodies that answered first
+    are parked while idle, so the others get a connection instead of waiting forever."""
+    count = 60
+    for index in range(count):
+        s3_admin.put_object(Bucket=bucket, Key=f"burst/{index}.bin", Body=payload(index))
+    config = s3_server.config(max_concurrency=concurrency) if concurrency else s3_server.config()
+    async with AsyncDeltaGliderClient(config) as client:
+        responses: dict[int, Any] = {}
+
+        async def get(index: int) -> None:
+            responses[index] = await client.get_object(Bucket=bucket, Key=f"burst/{index}.bin")
+
+        with anyio.fail_after(GUARD_SECONDS):
+            async with anyio.create_task_group() as tg:
+                for index in range(count):
+                    tg.start_soon(get, index)
+            for index in range(count):
+                body = responses[index]["Body"]
+                assert await body.read() == payload(index)
+                await body.close()
