@@ -27,6 +27,7 @@ from ._errors import ClientClosedError as ClientClosedError
 from ._errors import ConditionalWriteNotSupportedError as ConditionalWriteNotSupportedError
 from ._errors import DeltaGliderError as DeltaGliderError
 from ._errors import DiffError as DiffError
+from ._errors import DiffToolFailedError as DiffToolFailedError
 from ._errors import DiffToolNotFoundError as DiffToolNotFoundError
 from ._errors import DiffToolUnsupportedError as DiffToolUnsupportedError
 from ._errors import EventLoopThreadError as EventLoopThreadError
@@ -110,6 +111,7 @@ __all__ = [
     "DeltaGliderError",
     "DeltaSpace",
     "DiffError",
+    "DiffToolFailedError",
     "DiffToolNotFoundError",
     "DiffToolUnsupportedError",
     "DownloadItem",

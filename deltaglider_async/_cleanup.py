@@ -76,7 +76,7 @@ def parse_age(value: timedelta | float | int | str) -> timedelta:
     elif isinstance(value, int | float):
         if not math.isfinite(value):
             raise InvalidArgumentError(f"older_than must be finite, got {value!r}")
-        age = timedelta(seconds=value)
+        age = _seconds(value, value)
     elif isinstance(value, str):
         match = _AGE_RE.fullmatch(value.strip().lower())
         if match is None:
@@ -84,7 +84,7 @@ def parse_age(value: timedelta | float | int | str) -> timedelta:
                 f"older_than {value!r} is not a duration: use seconds or a number with "
                 "s, m, h, d or w (e.g. 24h, 7d)"
             )
-        age = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        age = _seconds(float(match.group(1)) * _UNITS[match.group(2)], value)
     else:
         raise InvalidArgumentError(
             f"older_than must be a timedelta, seconds or text like 24h, got {value!r}"
@@ -92,6 +92,13 @@ def parse_age(value: timedelta | float | int | str) -> timedelta:
     if age < timedelta(0):
         raise InvalidArgumentError(f"older_than must not be negative, got {value!r}")
     return age
+
+
+def _seconds(seconds: float, value: object) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidArgumentError(f"older_than {value!r} is too long a duration") from None
 
 
 async def abort_stale_uploads(
@@ -109,7 +116,10 @@ async def abort_stale_uploads(
     collected in :attr:`CleanupReport.failed` and the others go on.
     """
     report = CleanupReport(bucket, prefix, older_than, dry_run)
-    cutoff = now - older_than
+    try:
+        cutoff = now - older_than
+    except OverflowError:  # older than the calendar: nothing is that old
+        cutoff = datetime.min.replace(tzinfo=now.tzinfo)
     found: list[MultipartUpload] = [u async for u in uploads.list_multipart_uploads(bucket, prefix)]
     for upload in found:
         stale = StaleUpload(upload.key, upload.upload_id, upload.initiated)

@@ -27,7 +27,8 @@ working for callers that never heard of this package::
     │                               name too long, read-only file system...)
     ├── DiffError ..................................... RuntimeError
     │   ├── DiffToolNotFoundError  (xdelta3 is not installed)
-    │   └── DiffToolUnsupportedError (the installed xdelta3 cannot do what is configured)
+    │   ├── DiffToolUnsupportedError (the installed xdelta3 cannot do what is configured)
+    │   └── DiffToolFailedError    (xdelta3 could not start, or was killed: a local fault)
     ├── ClientClosedError ............................. RuntimeError
     └── EventLoopThreadError .......................... RuntimeError
                                    (a blocking call from the client's own loop thread)
@@ -230,6 +231,14 @@ class DiffToolUnsupportedError(DiffError):
     built without, for instance); the message names its version."""
 
     code = "DiffToolUnsupported"
+
+
+class DiffToolFailedError(DiffError):
+    """xdelta3 itself failed, not the data: it could not start (too many open files, no
+    memory) or was killed by a signal (the OOM killer...). Never a sign of corrupted
+    storage; retry when the machine has room."""
+
+    code = "DiffToolFailed"
 
 
 class ClientClosedError(DeltaGliderError, RuntimeError):

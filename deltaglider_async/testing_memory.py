@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -45,6 +45,9 @@ from .ports.storage import (
     PutResult,
     StoragePort,
 )
+
+if TYPE_CHECKING:
+    from ._client import AsyncDeltaGliderClient
 
 __all__ = [
     "FakeBody",
@@ -713,14 +716,16 @@ def _decode_token(token: str) -> str:
     return marker
 
 
-def memory_client(storage: InMemoryStorage | None = None, **config: Any) -> Any:
+def memory_client(storage: InMemoryStorage | None = None, **config: Any) -> AsyncDeltaGliderClient:
     """An unopened :class:`~deltaglider_async.AsyncDeltaGliderClient` over ``storage``
     (a new :class:`InMemoryStorage` by default) and the default adapters otherwise: the
     real xdelta3, hashing, the encrypted cache. ``config`` takes
     :class:`~deltaglider_async.DeltaGliderConfig` fields (``max_ratio``...).
 
     Use it as ``async with memory_client() as client:``; create buckets with
-    ``await client.create_bucket(Bucket=...)``.
+    ``await client.create_bucket(Bucket=...)``. Everything works over it but
+    ``cleanup()`` (it keeps no multipart uploads), which raises
+    :class:`InvalidArgumentError`; bucket names are not checked against S3's rules.
     """
     from ._client import AsyncDeltaGliderClient
     from ._config import DeltaGliderConfig

@@ -9,6 +9,7 @@ import click
 from deltaglider_async import (
     AsyncDeltaGliderClient,
     BucketStats,
+    DiffError,
     IntegrityError,
     NotFoundError,
     ObjectKey,
@@ -130,10 +131,10 @@ def verify(ctx: click.Context, url: str, recursive: bool) -> None:
         report.finish("objects")
     except CommandError as exc:
         corrupt = all(isinstance(e, IntegrityError) for e in failed)
-        raise CommandError(
-            f"{len(failed)} of {len(report.outcomes)} objects failed verification",
-            ExitCode.INTEGRITY if corrupt else ExitCode.FAILED,
-        ) from exc
+        tool = all(isinstance(e, DiffError) for e in failed)
+        code = ExitCode.INTEGRITY if corrupt else ExitCode.XDELTA3 if tool else ExitCode.FAILED
+        what = "could not be checked (xdelta3)" if tool else "failed verification"
+        raise CommandError(f"{len(failed)} of {len(report.outcomes)} objects {what}", code) from exc
 
 
 def _outcome(key: ObjectKey, result: VerifyResult | None, error: BaseException | None) -> Outcome:

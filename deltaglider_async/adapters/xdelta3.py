@@ -49,6 +49,7 @@ from anyio.lowlevel import RunVar
 from .._config import DEFAULT_MAX_WINDOW
 from .._errors import (
     DiffError,
+    DiffToolFailedError,
     DiffToolNotFoundError,
     DiffToolUnsupportedError,
     InvalidArgumentError,
@@ -440,7 +441,7 @@ class XDelta3Diff:
             self._binary = None  # the binary vanished since it was located: look again
             raise DiffToolNotFoundError(f"{INSTALL_HINT} (cannot run {args[0]}: {exc})") from exc
         except OSError as exc:
-            raise DiffError(f"xdelta3 {operation} could not start: {exc}") from exc
+            raise DiffToolFailedError(f"xdelta3 {operation} could not start: {exc}") from exc
 
         self._running += 1
         tail = bytearray()
@@ -466,6 +467,11 @@ class XDelta3Diff:
                     f"delta needs a secondary compressor this build lacks ({message}); use "
                     "an xdelta3 built with it (Debian's 3.0.11 has fgk; upstream 3.2.0 "
                     "does not)"
+                )
+            if returncode < 0:
+                # Killed (the OOM killer, a signal from outside): nothing about the data.
+                raise DiffToolFailedError(
+                    f"xdelta3 {operation} {_describe_exit(returncode)}: {message}"
                 )
             raise DiffError(
                 f"xdelta3 {operation} {_describe_exit(returncode)}: {message}",

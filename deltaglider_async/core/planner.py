@@ -120,10 +120,13 @@ def keep_delta(delta_size: int, original_size: int, max_ratio: float) -> bool:
 #: direct and never becomes a reference (measured: related release versions stay far
 #: below it, even ~130 versions apart).
 UNRELATED_RATIO = 0.9
-#: The default re-baselining threshold. Chosen by benchmark (benchmarks/README.md):
+#: The re-baselining threshold measured best on release series (benchmarks/README.md):
 #: over botocore 1.43.0-47, stored/original is 35.6 % with one reference, 23.9 % when a
 #: file whose delta exceeds 25 % of its size becomes the next reference.
-DEFAULT_REBASE_RATIO = 0.25
+RECOMMENDED_REBASE_RATIO = 0.25
+#: Off by default for now: with a fixed threshold, a series whose consecutive versions
+#: differ by more than it would make every version a reference (stored whole).
+DEFAULT_REBASE_RATIO = 1.0
 
 
 def should_rebase(delta_size: int, original_size: int, rebase_ratio: float) -> bool:

@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from .._errors import (
     DiffError,
+    DiffToolFailedError,
     DiffToolNotFoundError,
     DiffToolUnsupportedError,
     IntegrityError,
@@ -325,7 +326,7 @@ class Reader:
             try:
                 with ctx.timed("deltaglider.xdelta3.decode"):
                     await ctx.diff.decode(ref_path, delta_path, dest)
-            except (DiffToolNotFoundError, DiffToolUnsupportedError):
+            except (DiffToolNotFoundError, DiffToolUnsupportedError, DiffToolFailedError):
                 raise  # the local tool, not the stored data
             except DiffError as exc:
                 ctx.metrics.increment("deltaglider.integrity.failed")

@@ -384,7 +384,9 @@ async def _upload(
 ) -> dict[str, str]:
     """Upload with this package; return logical key -> sha256 of the original bytes."""
     expected: dict[str, str] = {}
-    async with AsyncDeltaGliderClient(s3_server.config()) as client:
+    # Re-baselining on (the recommended threshold), so that the "rebased" case writes
+    # later references; the other cases never reach it.
+    async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=0.25)) as client:
         for index, item in enumerate(uploads):
             source = workdir / str(index) / item.name
             source.parent.mkdir()

@@ -132,6 +132,9 @@ async def test_bulk_upload_under_faults(
         if not result.ok:
             assert isinstance(result.error, DeltaGliderError)
     expected = {f"up/{k}": p.read_bytes() for p, k in files}
+    # A CreateMultipartUpload whose answer was lost leaves an upload nobody can tell from
+    # another writer's: never aborted automatically, removed by `cleanup`.
+    assert (await clean.cleanup(f"s3://{bucket}/", older_than=0)).ok
     present = await assert_consistent(clean, s3_admin, bucket, expected, tmp_path)
     # Every success is in the bucket; a failure may have been rolled back or not started.
     assert {f"up/{k}" for (_, k), r in zip(files, results, strict=True) if r.ok} <= present

@@ -59,6 +59,9 @@ async def test_cleanup_aborts_old_uploads_under_the_prefix_only(
             young = await client.cleanup(f"s3://{bucket}/rel/", older_than="1h")
             assert young.aborted == []
             assert [u.key for u in young.kept] == ["rel/app.zip.delta"]
+        ancient = await client.cleanup(f"s3://{bucket}/rel/", older_than=timedelta.max)
+        assert ancient.aborted == []
+        assert len(ancient.kept) == 1
         dry = await client.cleanup(f"s3://{bucket}/rel/", older_than=0, dry_run=True)
         assert [u.upload_id for u in dry.aborted] == [inside["UploadId"]]
         assert len(open_uploads(s3_admin, bucket)) == 2
@@ -71,7 +74,7 @@ async def test_cleanup_aborts_old_uploads_under_the_prefix_only(
     assert open_uploads(s3_admin, bucket) == [("other/app.zip", outside["UploadId"])]
 
 
-@pytest.mark.parametrize("bad", ["-1h", "soon", "1y", float("nan"), -5, True])
+@pytest.mark.parametrize("bad", ["-1h", "soon", "1y", float("nan"), -5, True, 1e20, "99999999999d"])
 async def test_cleanup_refuses_a_bad_age_and_touches_nothing(
     s3_server: LocalS3, bucket: str, s3_admin: Any, bad: object
 ) -> None:

@@ -1,7 +1,7 @@
 """Re-baselining: a drifting directory gets new references, and every operation knows them.
 
-A series whose deltas against the first file grow ~10 % a version (see
-``drifting_series``): with the default threshold (25 %) the 4th and 7th files become the
+A series whose deltas against the first file grow ~10 % a version (``drifting_series``):
+with ``rebase_ratio=0.25`` (the default is off) the 4th and 7th files become the
 directory's next references, at ``<dir>/.deltaglider/refs/<generation>-<sha>/reference.bin``.
 """
 
@@ -26,9 +26,12 @@ from .support import list_keys
 COUNT = 8
 
 
+REBASE = 0.25
+
+
 @pytest.fixture
 async def client(s3_server: LocalS3) -> AsyncIterator[AsyncDeltaGliderClient]:
-    async with AsyncDeltaGliderClient(s3_server.config()) as opened:
+    async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=REBASE)) as opened:
         yield opened
 
 
@@ -133,7 +136,7 @@ async def test_concurrent_writers_across_a_rebaselining_point_lose_nothing(
     """16 writers (each its own S3 client, cache and locks) store files that all drift past
     the threshold at once: each may create a next reference; none is lost, and every
     delta names a reference whose bytes have its recorded SHA-256."""
-    bundles = [make_bundle() for _ in range(WRITERS)]
+    bundles = [make_bundle(rebase_ratio=REBASE) for _ in range(WRITERS)]
     for bundle in bundles:
         await bundle.storage.head_bucket(bucket)
     base = drifting_series(1, seed=5)[0]

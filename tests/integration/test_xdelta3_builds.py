@@ -16,6 +16,7 @@ import pytest
 
 from deltaglider_async import (
     AsyncDeltaGliderClient,
+    DiffToolFailedError,
     DiffToolUnsupportedError,
     IntegrityError,
 )
@@ -123,3 +124,32 @@ async def test_default_settings_work_across_builds(
             out = tmp_path / f"back-{path.name}"
             await reader.download(f"s3://{bucket}/rel/{path.name}", out)
             assert out.read_bytes() == path.read_bytes()
+
+
+@pytest.mark.skipif(SYSTEM_XDELTA3 is None, reason="no system xdelta3")
+async def test_an_xdelta3_killed_while_decoding_is_a_tool_failure_not_corruption(
+    s3_server: LocalS3,
+    bucket: str,
+    versions: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The OOM killer (SIGKILL) ending a decode says nothing about the stored data."""
+    async with AsyncDeltaGliderClient(s3_server.config()) as writer:
+        for path in versions:
+            await writer.upload(path, f"s3://{bucket}/rel/")
+    wrapper = tmp_path / "bin" / "xdelta3"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f'#!/bin/sh\nif [ "$1" = "-d" ]; then kill -9 $$; fi\nexec {SYSTEM_XDELTA3} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    async with AsyncDeltaGliderClient(s3_server.config()) as reader:
+        url = f"s3://{bucket}/rel/{versions[1].name}"
+        with pytest.raises(DiffToolFailedError, match="killed by SIGKILL") as caught:
+            await reader.download(url, tmp_path / "out")
+        assert not isinstance(caught.value, IntegrityError)
+        with pytest.raises(DiffToolFailedError):
+            await reader.verify(url)
+    assert not (tmp_path / "out").exists()

@@ -169,6 +169,8 @@ def test_the_rebase_defaults_agree() -> None:
 
     assert DEFAULT_REBASE_RATIO == planner.DEFAULT_REBASE_RATIO
     assert DeltaGliderConfig().rebase_ratio == planner.DEFAULT_REBASE_RATIO
+    assert planner.DEFAULT_REBASE_RATIO == 1.0  # off until a guard for fast-changing series
+    assert 0 < planner.RECOMMENDED_REBASE_RATIO < planner.UNRELATED_RATIO
 
 
 @pytest.mark.parametrize(
