@@ -12,6 +12,8 @@ Two sources feed it:
 from __future__ import annotations
 
 import hashlib
+import os
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -33,22 +35,27 @@ OnClose = Callable[["AsyncStreamingBody"], Awaitable[None]]
 
 
 class _FileSource:
-    """``length`` bytes of a local file from ``offset``; the file is deleted on close."""
+    """``length`` bytes of a local file from ``offset``; the file is deleted on close.
+
+    The file is opened for each read and closed after it, so a body kept without being
+    closed holds no file descriptor; if it is garbage-collected unclosed, the file is
+    removed then (a finalizer), so a long-lived client does not accumulate copies.
+    """
 
     def __init__(self, path: Path, offset: int, length: int) -> None:
         self._path = path
-        self._offset = offset
+        self._position = offset
         self._remaining = length
-        self._file: anyio.AsyncFile[bytes] | None = None
+        self._finalizer = weakref.finalize(self, _remove_quietly, path, os.getpid())
 
     async def read(self, amt: int | None) -> bytes:
         if self._remaining <= 0:
             return b""
-        if self._file is None:
-            self._file = await anyio.open_file(self._path, "rb")
-            await self._file.seek(self._offset)
         size = self._remaining if amt is None else min(amt, self._remaining)
-        data = await self._file.read(size)
+        async with await anyio.open_file(self._path, "rb") as file:
+            await file.seek(self._position)
+            data = await file.read(size)
+        self._position += len(data)
         self._remaining -= len(data)
         if len(data) < size:
             self._remaining = 0
@@ -58,13 +65,22 @@ class _FileSource:
         return data
 
     async def aclose(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            await file.aclose()
+        self._finalizer.detach()
         try:
             await anyio.Path(self._path).unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def _remove_quietly(path: Path, owner: int) -> None:
+    """Remove ``path``, only in the process that made it (a forked child inherits the
+    finalizer but not the file's ownership)."""
+    if os.getpid() != owner:
+        return
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class _StreamSource:

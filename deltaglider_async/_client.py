@@ -20,6 +20,7 @@ import enum
 import functools
 import logging
 import os
+import weakref
 from collections.abc import (
     Awaitable,
     Callable,
@@ -171,7 +172,8 @@ class AsyncDeltaGliderClient:
         if self._config.log_level is not None:
             hold_log_level(self, self._config.log_level)
         self._state = ClientState.UNOPENED
-        self._bodies: set[AsyncStreamingBody] = set()
+        # Weak: a body the caller dropped unclosed is collected (its source cleans up).
+        self._bodies: weakref.WeakSet[AsyncStreamingBody] = weakref.WeakSet()
         self._work = ScratchDir("client")
         self._key_order = ListingOrder()
 

@@ -9,15 +9,20 @@ exactly its own bytes, or ObjectChangedError when its version was replaced meanw
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 from deltaglider_async import AsyncDeltaGliderClient, ObjectChangedError
+from deltaglider_async._scratch import OWNER_FILE
 from deltaglider_async.testing import LocalS3
+from tests.archives import make_zip_versions
 
 # Large enough that a body is not already complete in the socket buffers when returned.
 SIZE = 1024 * 1024
@@ -103,3 +108,31 @@ async def test_many_gets_started_at_once_all_answer(
                 body = responses[index]["Body"]
                 assert await body.read() == payload(index)
                 await body.close()
+
+
+async def test_forgotten_delta_bodies_hold_no_descriptor_and_leave_no_file(
+    s3_server: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    """A delta's body is a verified local file: kept unclosed it holds no file descriptor,
+    and dropped unclosed its file is removed when it is collected."""
+    versions = make_zip_versions(tmp_path / "src", 2, size=100_000)
+    async with AsyncDeltaGliderClient(s3_server.config()) as client:
+        for path in versions:
+            await client.upload(path, f"s3://{bucket}/rel/")
+        key = f"rel/{versions[1].name}"
+        descriptors = len(os.listdir("/proc/self/fd"))
+        kept = []
+        for _ in range(100):
+            response = await client.get_object(Bucket=bucket, Key=key)
+            await response["Body"].read(10)
+            kept.append(response["Body"])
+        assert len(os.listdir("/proc/self/fd")) < descriptors + 20
+        assert await kept[-1].read() == versions[1].read_bytes()[10:]
+        work = client._work.created
+        assert work is not None
+        staged = [p for p in work.iterdir() if p.name != OWNER_FILE]
+        assert len(staged) == 100
+        kept.clear()
+        del response
+        gc.collect()
+        assert [p for p in work.iterdir() if p.name != OWNER_FILE] == []
