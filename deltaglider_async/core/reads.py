@@ -10,6 +10,8 @@ deltaglider metadata was lost is never handed out (:attr:`ResolvedObject.unreada
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -108,6 +110,20 @@ class ResolvedObject:
         )
 
 
+def _is_special(path: Path) -> bool:
+    """True for an existing device, FIFO or socket (followed through symlinks)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _copy_into(source: Path, special: Path) -> None:
+    with open(source, "rb") as reader, open(special, "wb") as writer:
+        shutil.copyfileobj(reader, writer, 1024 * 1024)
+
+
 #: Seconds to wait before a second look at an object that seems to have lost its metadata.
 _SETTLE_DELAY: Final = 0.2
 
@@ -180,6 +196,13 @@ class Reader:
         """
         resolved = await self.resolve(key)
         out = Path(out)
+        if await anyio.to_thread.run_sync(_is_special, out):
+            # A device, FIFO or socket (/dev/null, a pipe to another process): replacing
+            # it would destroy it. Write the verified bytes into it, as boto3 does.
+            async with self.materialize_resolved(resolved) as (path, summary):
+                with translating_local(out, "write"):
+                    await anyio.to_thread.run_sync(_copy_into, path, out)
+            return summary
         tmp = partial_path(out)
         try:
             # Create the file first: a destination that refuses it (permission, name,
@@ -196,7 +219,14 @@ class Reader:
     @asynccontextmanager
     async def materialize(self, key: ObjectKey) -> AsyncIterator[tuple[Path, GetSummary]]:
         """A verified private temp copy of ``key``, removed when the block exits."""
-        resolved = await self.resolve(key)
+        async with self.materialize_resolved(await self.resolve(key)) as done:
+            yield done
+
+    @asynccontextmanager
+    async def materialize_resolved(
+        self, resolved: ResolvedObject
+    ) -> AsyncIterator[tuple[Path, GetSummary]]:
+        """:meth:`materialize` of an object already resolved."""
         path = self._ctx.tmp("object")
         try:
             summary = await self.reconstruct(resolved, path)

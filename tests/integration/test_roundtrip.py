@@ -394,3 +394,32 @@ def test_generated_archives_are_valid_and_deterministic(tmp_path: Path, fmt: str
             assert b"=== VERSION ===" in gzip.decompress(data)
         else:
             assert b"=== VERSION ===" in lzma.decompress(data)
+
+
+async def test_downloads_write_into_devices_and_fifos_instead_of_replacing_them(
+    s3_config: Any, bucket: str, tmp_path: Path
+) -> None:
+    """``/dev/null`` stays a device and a FIFO stays a FIFO; the reader gets the bytes."""
+    import os
+    import stat
+    import threading
+
+    from deltaglider_async import AsyncDeltaGliderClient
+    from tests.archives import make_zip_versions
+
+    versions = make_zip_versions(tmp_path / "src", 2, size=60_000)
+    async with AsyncDeltaGliderClient(s3_config) as client:
+        for path in versions:
+            await client.upload(path, f"s3://{bucket}/rel/")
+        url = f"s3://{bucket}/rel/{versions[1].name}"
+        await client.download(url, Path(os.devnull))
+        assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+        fifo = tmp_path / "pipe"
+        os.mkfifo(fifo)
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+        reader.start()
+        await client.download(url, fifo)
+        reader.join(timeout=30)
+        assert stat.S_ISFIFO(fifo.stat().st_mode)
+        assert received == [versions[1].read_bytes()]
