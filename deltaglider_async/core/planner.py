@@ -130,8 +130,10 @@ DEFAULT_REBASE_RATIO = 1.0
 
 
 def should_rebase(delta_size: int, original_size: int, rebase_ratio: float) -> bool:
-    """True when the file should become its directory's next reference: its delta against
+    """True when the file may become its directory's next reference: its delta against
     the newest reference is more than ``rebase_ratio`` of its size, yet it is related to it
-    (at most :data:`UNRELATED_RATIO`). ``rebase_ratio`` 1 turns re-baselining off."""
+    (at most :data:`UNRELATED_RATIO`). ``rebase_ratio`` 1 turns re-baselining off. The
+    writer also requires the delta to cost at least what the newest reference has cost
+    per upload so far (``ReferenceStore.rebase_pays``)."""
     ratio = delta_ratio(delta_size, original_size)
     return rebase_ratio < ratio <= UNRELATED_RATIO

@@ -180,6 +180,29 @@ class ReferenceStore:
                 return head
         return None
 
+    async def rebase_pays(self, space: DeltaSpace, ref: Reference, delta_size: int) -> bool:
+        """True when a delta of ``delta_size`` bytes against ``ref`` costs at least the
+        average stored bytes per upload since ``ref`` became the space's reference.
+
+        That average (the reference's size plus every object stored in the space since,
+        over their count) is what the current reference costs per upload so far; a file
+        whose delta is dearer is worth making the next reference. It keeps a series whose
+        consecutive versions differ by more than the threshold from re-baselining at every
+        upload: right after a re-baseline the average is the whole file. One LIST of the
+        space, done only when the threshold is already exceeded.
+        """
+        ctx = self._ctx
+        head = await ctx.storage.head(space.bucket, ref.key)
+        if head is None:
+            return False
+        total, count = ref.size, 1
+        async for info in ctx.storage.iter_objects(space.bucket, space.list_prefix, delimiter="/"):
+            # LastModified has a one-second resolution: count the reference's own second.
+            if role(info.key) is not KeyRole.REFERENCE and info.last_modified >= head.last_modified:
+                total += info.size
+                count += 1
+        return delta_size * count >= total
+
     async def create_rebased(
         self,
         space: DeltaSpace,

@@ -379,6 +379,7 @@ class Writer:
                 and not rebased
                 and planner.should_rebase(delta_size, upload.digest.size, rebase_ratio)
                 and self._may_reference(upload.head)
+                and await self._refs.rebase_pays(upload.space, ref, delta_size)
             ):
                 # The directory drifted from its newest reference: this file becomes the
                 # next one, and its delta (against itself) is tiny.

@@ -223,11 +223,12 @@ def drifting_series(count: int, size: int = 300_000, *, seed: int = 21) -> list[
 
 
 def _rebased() -> list[Upload]:
-    # Deltas against the first file grow ~10 % a version: the 4th file (30 %) and the 7th
-    # (30 % against the 4th) become the directory's next references, at
+    # Deltas against the first file grow ~10 % a version: the 5th file (40 %, above 0.25
+    # and above the 32 % the first reference has cost per upload so far) and the 9th
+    # become the directory's next references, at
     # rebased/.deltaglider/refs/<generation>-<sha>/reference.bin; 6.2.0 reads the deltas
     # from the directory of their dg-ref-key.
-    stored = [REFERENCE, DELTA, DELTA, REFERENCE, DELTA, DELTA, REFERENCE, DELTA]
+    stored = [REFERENCE, DELTA, DELTA, DELTA] * 2 + [REFERENCE, DELTA]
     versions = drifting_series(len(stored))
     return [
         Upload("rebased", f"app-1.0.{n}.zip", data, kind)

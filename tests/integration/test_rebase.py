@@ -1,7 +1,7 @@
 """Re-baselining: a drifting directory gets new references, and every operation knows them.
 
 A series whose deltas against the first file grow ~10 % a version (``drifting_series``):
-with ``rebase_ratio=0.25`` (the default is off) the 4th and 7th files become the
+with ``rebase_ratio=0.25`` (the default is off) the 5th and 9th files become the
 directory's next references, at ``<dir>/.deltaglider/refs/<generation>-<sha>/reference.bin``.
 """
 
@@ -23,7 +23,7 @@ from tests.compat.test_upstream_reads_ours import drifting_series
 
 from .support import list_keys
 
-COUNT = 8
+COUNT = 10
 
 
 REBASE = 0.25
@@ -66,7 +66,7 @@ async def test_a_drifting_series_gets_new_references_and_reads_back(
     assert all(k.startswith("rel/.deltaglider/refs/") for k in rebased)
     # Hidden from listings; every version reads back byte for byte and verifies.
     listed = await client.list_objects(Bucket=bucket, Prefix="rel/", Delimiter="/")
-    assert [o["Key"] for o in listed["Contents"]] == [f"rel/app-1.0.{n}.zip" for n in range(8)]
+    assert [o["Key"] for o in listed["Contents"]] == [f"rel/app-1.0.{n}.zip" for n in range(COUNT)]
     assert listed["CommonPrefixes"] == []
     (tmp_path / "out").mkdir()
     for n, data in enumerate(versions):
@@ -75,7 +75,7 @@ async def test_a_drifting_series_gets_new_references_and_reads_back(
         assert out.read_bytes() == data
         assert await client.verify(f"s3://{bucket}/rel/app-1.0.{n}.zip")
     # Later uploads encode against the newest reference.
-    head = await client.head_object(Bucket=bucket, Key="rel/app-1.0.7.zip")
+    head = await client.head_object(Bucket=bucket, Key=f"rel/app-1.0.{COUNT - 1}.zip")
     assert head["DeltaGlider"]["ReferenceKey"] == rebased[-1]
     # Cheaper than the same series without re-baselining.
     async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=1.0)) as plain:
@@ -146,12 +146,17 @@ async def test_concurrent_writers_across_a_rebaselining_point_lose_nothing(
         first.parent.mkdir(parents=True)
         first.write_bytes(base)
         await bundles[0].service.put(first, space)
+        # Three drifting versions first, so the first reference has cost ~32 % an upload.
+        for n, drifted in enumerate(drifting_series(4, seed=5)[1:], start=1):
+            step = tmp_path / f"r{round_number}" / f"step-{n}.zip"
+            step.write_bytes(drifted)
+            await bundles[0].service.put(step, space)
         rng = random.Random(round_number)
         files = {}
         for writer in range(WRITERS):
             data = bytearray(base)
             start = rng.randrange(0, len(base) // 2)
-            data[start : start + len(base) * 35 // 100] = rng.randbytes(len(base) * 35 // 100)
+            data[start : start + len(base) * 45 // 100] = rng.randbytes(len(base) * 45 // 100)
             path = tmp_path / f"r{round_number}" / f"app-{writer + 1}.zip"
             path.write_bytes(bytes(data[: len(base)]))
             files[path.name] = path
