@@ -62,6 +62,9 @@ from .upstream import (
 REFERENCE = "create_reference"
 DELTA = "create_delta"
 DIRECT = "upload_direct"
+#: A later version of a re-baselining series: a delta, or the directory's next reference
+#: (when exactly depends on LastModified seconds; at least one must re-baseline).
+EITHER = "delta-or-reference"
 
 # Sizes: ~160 KB of generated source text per release, plus a 120 KB binary asset in the
 # zip-like and tar archives, so files weigh 60-300 KB and successive versions differ by a
@@ -228,7 +231,7 @@ def _rebased() -> list[Upload]:
     # become the directory's next references, at
     # rebased/.deltaglider/refs/<generation>-<sha>/reference.bin; 6.2.0 reads the deltas
     # from the directory of their dg-ref-key.
-    stored = [REFERENCE, DELTA, DELTA, DELTA] * 2 + [REFERENCE, DELTA]
+    stored = [REFERENCE, *[EITHER] * 9]
     versions = drifting_series(len(stored))
     return [
         Upload("rebased", f"app-1.0.{n}.zip", data, kind)
@@ -385,6 +388,7 @@ async def _upload(
 ) -> dict[str, str]:
     """Upload with this package; return logical key -> sha256 of the original bytes."""
     expected: dict[str, str] = {}
+    rebased = 0
     # Re-baselining on (the recommended threshold), so that the "rebased" case writes
     # later references; the other cases never reach it.
     async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=0.25)) as client:
@@ -395,8 +399,15 @@ async def _upload(
             url = f"s3://{bucket}/{item.directory}/" if item.directory else f"s3://{bucket}"
             summary = await client.upload(source, url)
             stored_key = item.key if item.stored == DIRECT else f"{item.key}.delta"
-            assert (summary.action, summary.stored_key) == (item.stored, stored_key), item.key
+            if item.stored == EITHER:
+                assert summary.action in (REFERENCE, DELTA), item.key
+                assert summary.stored_key == stored_key, item.key
+                rebased += summary.action == REFERENCE
+            else:
+                assert (summary.action, summary.stored_key) == (item.stored, stored_key), item.key
             expected[item.key] = hashlib.sha256(item.data).hexdigest()
+    if any(item.stored == EITHER for item in uploads):
+        assert rebased >= 1, "the drifting series never re-baselined"
     return expected
 
 
