@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ class Reference:
     head_bytes: bytes
     etag: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: When the stored reference was written (its LastModified), when known.
+    last_modified: datetime | None = None
 
 
 class _Mismatch(IntegrityError):
@@ -180,6 +183,18 @@ class ReferenceStore:
                 return head
         return None
 
+    def _metadata(self, name: str, digest: FileDigest) -> dict[str, str]:
+        """The metadata of a reference this service writes from the file ``name``."""
+        ctx = self._ctx
+        return meta_codec.reference_metadata(
+            tool=ctx.tool_version,
+            source_name=name,
+            sha256=digest.sha256,
+            size=digest.size,
+            md5=digest.md5,
+            created_at=ctx.clock.now(),
+        )
+
     async def rebase_pays(self, space: DeltaSpace, ref: Reference, delta_size: int) -> bool:
         """True when a delta of ``delta_size`` bytes against ``ref`` costs at least the
         average stored bytes per upload since ``ref`` became the space's reference.
@@ -192,13 +207,16 @@ class ReferenceStore:
         space, done only when the threshold is already exceeded.
         """
         ctx = self._ctx
-        head = await ctx.storage.head(space.bucket, ref.key)
-        if head is None:
-            return False
+        since = ref.last_modified
+        if since is None:
+            head = await ctx.storage.head(space.bucket, ref.key)
+            if head is None:
+                return False
+            since = head.last_modified
         total, count = ref.size, 1
         async for info in ctx.storage.iter_objects(space.bucket, space.list_prefix, delimiter="/"):
             # LastModified has a one-second resolution: count the reference's own second.
-            if role(info.key) is not KeyRole.REFERENCE and info.last_modified >= head.last_modified:
+            if role(info.key) is not KeyRole.REFERENCE and info.last_modified >= since:
                 total += info.size
                 count += 1
         return delta_size * count >= total
@@ -224,14 +242,7 @@ class ReferenceStore:
         key = rebased_reference_key(
             space.prefix, reference_generation(after.key) + 1, digest.sha256
         )
-        meta = meta_codec.reference_metadata(
-            tool=ctx.tool_version,
-            source_name=name,
-            sha256=digest.sha256,
-            size=digest.size,
-            md5=digest.md5,
-            created_at=ctx.clock.now(),
-        )
+        meta = self._metadata(name, digest)
         chosen = dict(settings or {})
         try:
             await ctx.storage.put_file(
@@ -254,7 +265,7 @@ class ReferenceStore:
             previous=after.key,
             size=digest.size,
         )
-        return await _created(key, staged, digest, meta, head.etag, chosen)
+        return await _created(key, staged, digest, meta, head, chosen)
 
     async def _create(
         self,
@@ -268,14 +279,7 @@ class ReferenceStore:
         """Write ``staged`` as the space's reference; None when another writer won."""
         ctx = self._ctx
         bucket, ref_key = space.bucket, space.reference_key
-        meta = meta_codec.reference_metadata(
-            tool=ctx.tool_version,
-            source_name=name,
-            sha256=digest.sha256,
-            size=digest.size,
-            md5=digest.md5,
-            created_at=ctx.clock.now(),
-        )
+        meta = self._metadata(name, digest)
         try:
             await ctx.storage.put_file(
                 bucket, ref_key, staged, metadata=meta, if_none_match=True, settings=settings
@@ -295,7 +299,7 @@ class ReferenceStore:
             return None
         await ctx.cache_store(digest.sha256, staged)
         ctx.metrics.increment("deltaglider.reference.created")
-        return await _created(ref_key, staged, digest, meta, head.etag, settings)
+        return await _created(ref_key, staged, digest, meta, head, settings)
 
     async def load(self, bucket: str, head: ObjectHead) -> Reference:
         """A verified local copy of the reference described by ``head``."""
@@ -318,6 +322,7 @@ class ReferenceStore:
             head_bytes=first,
             etag=head.etag,
             settings={k: v for k, v in head.settings.items() if k in PROTECTION_SETTINGS},
+            last_modified=head.last_modified,
         )
 
     async def confirm(self, space: DeltaSpace, ref: Reference) -> bool:
@@ -359,6 +364,7 @@ class ReferenceStore:
             return False
         # Restored: its ETag may differ from the one known (multipart uploads).
         ref.etag = head.etag
+        ref.last_modified = head.last_modified
         return True
 
     async def release(self, ref: Reference, staged: Path) -> None:
@@ -565,7 +571,7 @@ async def _created(
     staged: Path,
     digest: FileDigest,
     meta: dict[str, str],
-    etag: str,
+    head: ObjectHead,
     settings: Mapping[str, Any],
 ) -> Reference:
     """The :class:`Reference` a put just wrote from its staged upload."""
@@ -578,8 +584,9 @@ async def _created(
         created=True,
         cache_hit=False,
         head_bytes=await read_head(staged, planner.SNIFF_BYTES),
-        etag=etag,
+        etag=head.etag,
         settings=settings,
+        last_modified=head.last_modified,
     )
 
 
