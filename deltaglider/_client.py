@@ -330,6 +330,7 @@ class DeltaGliderClient:
     upload = _blocking(lambda c: c.upload)
     download = _blocking(lambda c: c.download)
     verify = _blocking(lambda c: c.verify)
+    rebase = _blocking(lambda c: c.rebase)
     clear_cache = _blocking(lambda c: c.clear_cache)
 
     # Bulk operations run on the client's loop thread; a ``progress`` callback is called

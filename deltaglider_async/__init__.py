@@ -84,6 +84,9 @@ from .core.pool import Progress as Progress
 from .core.pool import ProgressCallback as ProgressCallback
 from .core.pool import run_jobs as run_jobs
 from .core.reads import ResolvedObject as ResolvedObject
+from .core.rebase import RebaseReport as RebaseReport
+from .core.reencode import RebasedFile as RebasedFile
+from .core.reencode import SpaceRebase as SpaceRebase
 from .core.service import AsyncDeltaService as AsyncDeltaService
 from .core.stats import StatsMode as StatsMode
 
@@ -143,10 +146,13 @@ __all__ = [
     "ProgressCallback",
     "PutObjectResponse",
     "PutSummary",
+    "RebaseReport",
+    "RebasedFile",
     "ReservedKeyError",
     "ResolvedObject",
     "ResponseMetadata",
     "S3Url",
+    "SpaceRebase",
     "StaleUpload",
     "StatsMode",
     "StorageError",

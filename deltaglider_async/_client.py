@@ -76,6 +76,7 @@ from .core import bulk as _bulk
 from .core import bulk_delete
 from .core import metadata as meta_codec
 from .core import migrate as _migrate
+from .core import rebase as _rebase
 from .core import stats as _stats
 from .core.bulk import DownloadItem, ItemResult, Progress, ProgressCallback, UploadItem
 from .core.hidden import HiddenObject, find_hidden
@@ -85,6 +86,7 @@ from .core.migrate import MigrationReport
 from .core.operations import Operations
 from .core.planner import check_user_key, validate_ratio
 from .core.pool import for_each
+from .core.rebase import RebaseReport
 from .core.service import AsyncDeltaService, ResolvedObject
 from .core.stats import StatsMode
 from .ports.logger import LOGGER_NAME
@@ -1058,6 +1060,43 @@ class AsyncDeltaGliderClient:
         """
         result = await self._bundle.service.verify(args.object_url(s3_url))
         return result.valid
+
+    @_api
+    async def rebase(
+        self,
+        s3_url: str,
+        *,
+        recursive: bool = False,
+        dry_run: bool = False,
+        rebase_ratio: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> RebaseReport:
+        """Re-encode the deltas of the directory ``s3_url`` against better references.
+
+        For directories whose deltas drifted away from their first file (written by
+        deltaglider 6.x, or with re-baselining off): the directory's files are replayed in
+        the order they were written, later files become new references where the
+        re-baselining rule says so, and every delta that comes out smaller replaces the
+        stored one, after it was decoded and its SHA-256 checked. ``s3://b/rel/app/`` (or
+        ``s3://b/rel/app``) names the directory; ``recursive`` adds every directory below
+        it. ``dry_run`` writes nothing and reports the bytes it would save. Safe to kill
+        and resumable: run it again. ``rebase_ratio``: the threshold (default: the client's,
+        0.25 when the client's is off). ``progress`` is called once per directory.
+
+        Raises :class:`InvalidURLError`, :class:`InvalidRatioError`,
+        :class:`BucketNotFoundError`; a directory that fails is listed in
+        :attr:`RebaseReport.failed` and the others are repaired all the same.
+        """
+        url = S3Url.parse(s3_url)
+        return await _rebase.rebase(
+            self._operations(),
+            url.bucket,
+            url.key,
+            recursive=recursive,
+            dry_run=dry_run,
+            rebase_ratio=rebase_ratio,
+            progress=progress,
+        )
 
     @_api
     async def clear_cache(self) -> None:

@@ -13,8 +13,8 @@ from ._version import __version__
 
 DEFAULT_MAX_RATIO = 0.5
 #: Re-baselining threshold (see ``core.planner.DEFAULT_REBASE_RATIO``; kept equal by a test):
-#: off by default, 0.25 recommended for slowly drifting release series.
-DEFAULT_REBASE_RATIO = 1.0
+#: 0.25, measured best on release series; 1 turns re-baselining off.
+DEFAULT_REBASE_RATIO = 0.25
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 DEFAULT_MAX_WINDOW = 2 * 1024 * 1024 * 1024
@@ -49,8 +49,8 @@ class DeltaGliderConfig:
     no longer read their directories' deltas (``DG_COMPRESSED_REFERENCES=1``).
     ``rebase_ratio`` re-baselines drifting directories: a file whose delta against the
     directory's newest reference exceeds this share of its size (but is related, at most
-    90 %) becomes the next reference (``DG_REBASE_RATIO``; ``1`` or ``off``, the default,
-    turns it off; 0.25 is the value measured best on release series).
+    90 %) becomes the next reference (``DG_REBASE_RATIO``; default 0.25, the value measured
+    best on release series; ``1`` or ``off`` turns it off).
     """
 
     endpoint_url: str | None = None

@@ -503,6 +503,7 @@ class InMemoryStorage:
         metadata: Mapping[str, str] | None,
         content_type: str | None,
         if_none_match: bool,
+        if_match: str | None = None,
     ) -> PutResult:
         async def action() -> PutResult:
             self._bucket(bucket)
@@ -518,6 +519,10 @@ class InMemoryStorage:
                 and key in self._bucket(bucket)
             ):
                 raise PreconditionFailedError(f"s3://{bucket}/{key} already exists")
+            if if_match is not None:
+                current = self._bucket(bucket).get(key)
+                if current is None or current.etag != if_match:
+                    raise PreconditionFailedError(f"s3://{bucket}/{key} is not {if_match}")
             obj = self._commit(bucket, key, data, meta, content_type)
             return PutResult(etag=obj.etag)
 
@@ -536,6 +541,7 @@ class InMemoryStorage:
         content_type: str | None = None,
         if_none_match: bool = False,
         settings: Mapping[str, Any] | None = None,
+        if_match: str | None = None,
     ) -> PutResult:
         """Upload a file (atomically: a failed or cancelled PUT stores nothing)."""
         return await self._put(
@@ -545,6 +551,7 @@ class InMemoryStorage:
             metadata,
             content_type,
             if_none_match,
+            if_match,
         )
 
     async def put_bytes(

@@ -1066,6 +1066,7 @@ class S3Storage:
         content_type: str | None = None,
         if_none_match: bool = False,
         settings: Mapping[str, Any] | None = None,
+        if_match: str | None = None,
     ) -> PutResult:
         """Upload a file: one streamed PutObject below ``multipart_threshold``, else multipart.
 
@@ -1077,22 +1078,36 @@ class S3Storage:
         ``If-None-Match: *`` (on PutObject, or on CompleteMultipartUpload):
         :class:`PreconditionFailedError` when the key exists,
         :class:`ConditionalWriteNotSupportedError` when the server refuses the header.
+        ``if_match`` sends ``If-Match: <etag>`` the same way (a HEAD first for multipart:
+        some servers ignore it on CompleteMultipartUpload).
         """
         meta = _check_metadata(metadata, bucket, key)
+        conditional = if_none_match or if_match is not None
         stat = await anyio.Path(src).stat()
         client = await self._s3()
         if stat.st_size > 0 and stat.st_size >= self._config.multipart_threshold:
             return await self._put_multipart(
-                client, bucket, key, src, stat.st_size, meta, content_type, if_none_match, settings
+                client,
+                bucket,
+                key,
+                src,
+                stat.st_size,
+                meta,
+                content_type,
+                if_none_match,
+                settings,
+                if_match,
             )
         extra: dict[str, Any] = {**(settings or {}), "Metadata": meta}
         if content_type is not None:
             extra["ContentType"] = content_type
         if if_none_match:
             extra["IfNoneMatch"] = "*"
+        if if_match is not None:
+            extra["IfMatch"] = if_match
         fh = await anyio.to_thread.run_sync(src.open, "rb")
         try:
-            with translating("PutObject", bucket, key, conditional=if_none_match):
+            with translating("PutObject", bucket, key, conditional=conditional):
                 # botocore streams the file (and hashes it for the SigV4 payload signature,
                 # rewinding it on retries); nothing is read into memory at once.
                 resp = await client.put_object(
@@ -1113,7 +1128,14 @@ class S3Storage:
         content_type: str | None,
         if_none_match: bool,
         settings: Mapping[str, Any] | None,
+        if_match: str | None = None,
     ) -> PutResult:
+        if if_match is not None:
+            current = await self.head(bucket, key)
+            if current is None or current.etag != if_match:
+                raise PreconditionFailedError(
+                    f"precondition failed: s3://{bucket}/{key} is no longer {if_match} (If-Match)"
+                )
         if if_none_match and await self.head(bucket, key) is not None:
             # Fail before uploading gigabytes; the If-None-Match on completion still
             # settles a race with a writer that creates the key meanwhile.
@@ -1157,7 +1179,10 @@ class S3Storage:
             }
             if if_none_match:
                 complete["IfNoneMatch"] = "*"
-            with translating("CompleteMultipartUpload", bucket, key, conditional=if_none_match):
+            if if_match is not None:
+                complete["IfMatch"] = if_match
+            conditional = if_none_match or if_match is not None
+            with translating("CompleteMultipartUpload", bucket, key, conditional=conditional):
                 try:
                     done = await client.complete_multipart_upload(**complete)
                 except ClientError as exc:

@@ -124,9 +124,10 @@ UNRELATED_RATIO = 0.9
 #: over botocore 1.43.0-47, stored/original is 35.6 % with one reference, 23.9 % when a
 #: file whose delta exceeds 25 % of its size becomes the next reference.
 RECOMMENDED_REBASE_RATIO = 0.25
-#: Off by default for now: with a fixed threshold, a series whose consecutive versions
-#: differ by more than it would make every version a reference (stored whole).
-DEFAULT_REBASE_RATIO = 1.0
+#: On by default: a series whose consecutive versions differ by more than the threshold
+#: does not make every version a reference, because a file also has to cost at least the
+#: average stored bytes per upload since the newest reference (``rebase_pays``).
+DEFAULT_REBASE_RATIO = RECOMMENDED_REBASE_RATIO
 
 
 def should_rebase(delta_size: int, original_size: int, rebase_ratio: float) -> bool:

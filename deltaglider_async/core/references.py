@@ -30,7 +30,7 @@ its ``dg-ref-sha256``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -183,6 +183,17 @@ class ReferenceStore:
                 return head
         return None
 
+    async def newer_than(self, space: DeltaSpace, ref: Reference) -> Reference | None:
+        """The space's newest reference when it is of a later generation than ``ref`` (a
+        writer re-baselined since ``ref`` was loaded), else None."""
+        head = await self.newest_rebased(space)
+        if head is None or reference_generation(head.key) <= reference_generation(ref.key):
+            return None
+        try:
+            return await self.load(space.bucket, head)
+        except (ObjectNotFoundError, IntegrityError):
+            return None
+
     def _metadata(self, name: str, digest: FileDigest) -> dict[str, str]:
         """The metadata of a reference this service writes from the file ``name``."""
         ctx = self._ctx
@@ -233,15 +244,40 @@ class ReferenceStore:
     ) -> Reference | None:
         """Store ``staged`` as the space's next reference (one generation after ``after``).
 
-        The key is content-addressed (:func:`rebased_reference_key`), written with
-        ``If-None-Match: *``: a writer that finds the same bytes there already uses them.
-        Returns None when the key holds other bytes (impossible but for a SHA-256 prefix
-        collision) or the server replaced it; the caller then keeps ``after``.
+        See :meth:`store_rebased`; the key is :func:`rebased_reference_key` of the next
+        generation.
         """
-        ctx = self._ctx
         key = rebased_reference_key(
             space.prefix, reference_generation(after.key) + 1, digest.sha256
         )
+        created = await self.store_rebased(space, key, staged, digest, name, on_created, settings)
+        if created is not None:
+            self._ctx.logger.info(
+                "re-baselined",
+                key=f"s3://{space.bucket}/{key}",
+                previous=after.key,
+                size=digest.size,
+            )
+        return created
+
+    async def store_rebased(
+        self,
+        space: DeltaSpace,
+        key: str,
+        staged: Path,
+        digest: FileDigest,
+        name: str,
+        on_created: Callable[[], None],
+        settings: Mapping[str, Any] | None = None,
+    ) -> Reference | None:
+        """Store ``staged`` (whose digest is ``digest``) as the later reference ``key``.
+
+        The key is content-addressed, written with ``If-None-Match: *``: a writer that
+        finds the same bytes there already uses them. Returns None when the key holds other
+        bytes (impossible but for a SHA-256 prefix collision) or the server replaced it;
+        the caller then keeps its previous reference.
+        """
+        ctx = self._ctx
         meta = self._metadata(name, digest)
         chosen = dict(settings or {})
         try:
@@ -259,12 +295,6 @@ class ReferenceStore:
             return None
         await ctx.cache_store(digest.sha256, staged)
         ctx.metrics.increment("deltaglider.reference.rebased")
-        ctx.logger.info(
-            "re-baselined",
-            key=f"s3://{space.bucket}/{key}",
-            previous=after.key,
-            size=digest.size,
-        )
         return await _created(key, staged, digest, meta, head, chosen)
 
     async def _create(
@@ -394,17 +424,34 @@ class ReferenceStore:
                     return False
                 dropped = False
                 for key in [space.reference_key, *await self.rebased_keys(space)]:
-                    outcome = await self._drop_one(space, key)
+                    outcome = await self._drop_one(space, key, lambda: self.has_delta(space))
                     if outcome is None:
                         return dropped  # a delta appeared: keep the rest
                     dropped = dropped or outcome
                 return dropped
 
-    async def _drop_one(self, space: DeltaSpace, key: str) -> bool | None:
-        """Drop one reference of a space that had no delta (see :meth:`drop_unused`).
+    async def drop_if_unneeded(
+        self, space: DeltaSpace, key: str, needed: Callable[[], Awaitable[bool]]
+    ) -> bool:
+        """Delete the reference ``key`` of ``space`` unless ``needed()`` says a delta uses it.
 
-        True when deleted, False when absent, kept or replaced, None when a delta appeared
-        meanwhile (the reference is then restored).
+        The same protocol as :meth:`drop_unused` (temporary copy, ``If-Match`` delete,
+        ``needed()`` asked again after the delete, restore when it now says yes). True when
+        deleted.
+        """
+        async with self._ctx.space_locks.hold(space):
+            with self._ctx.dropping.running(space):
+                if await needed():
+                    return False
+                return await self._drop_one(space, key, needed) is True
+
+    async def _drop_one(
+        self, space: DeltaSpace, key: str, needed: Callable[[], Awaitable[bool]]
+    ) -> bool | None:
+        """Drop one reference that ``needed()`` just said no delta uses.
+
+        True when deleted, False when absent, kept or replaced, None when a delta needing
+        it appeared meanwhile (the reference is then restored).
         """
         ctx = self._ctx
         bucket = space.bucket
@@ -422,7 +469,7 @@ class ReferenceStore:
                 await ctx.storage.delete(bucket, key, if_match=head.etag)
             except PreconditionFailedError:
                 return False  # replaced meanwhile: the new one is someone's
-            if await self.has_delta(space):
+            if await needed():
                 ctx.logger.warning(
                     "a delta was stored while its reference was being dropped; "
                     "restoring the reference",

@@ -6,6 +6,7 @@ The service is the one object callers hold; each concept lives in its own module
 * :mod:`.references`: a deltaspace's reference: find, create, confirm, read, drop;
 * :mod:`.reads`: resolving a name, reconstructing and verifying its bytes;
 * :mod:`.deletes`: deleting a name and the reference its last delta leaves;
+* :mod:`.reencode`: re-encoding a drifted directory's deltas against better references;
 * :mod:`.context`: the ports, the private work directory, per-space locks.
 """
 
@@ -31,6 +32,7 @@ from . import planner
 from .context import CoreContext, file_chunks
 from .deletes import Deleter, DeleteSummary
 from .reads import Reader, ResolvedObject
+from .reencode import Reencoder, SpaceRebase
 from .references import ReferenceStore
 from .writes import Writer
 
@@ -94,6 +96,9 @@ class AsyncDeltaService:
         self._reader = Reader(self._ctx, self._refs)
         self._writer = Writer(self._ctx, self._refs, compressed_references=compressed_references)
         self._deleter = Deleter(self._ctx, self._reader, self._refs)
+        self._reencoder = Reencoder(
+            self._ctx, self._reader, self._refs, compressed_references=compressed_references
+        )
 
     # ------------------------------------------------------------------ ports
 
@@ -297,6 +302,29 @@ class AsyncDeltaService:
     async def drop_unused_reference(self, space: DeltaSpace) -> bool:
         """Delete the space's reference when no ``.delta`` is left in it; True if deleted."""
         return await self._refs.drop_unused(space)
+
+    # ------------------------------------------------------------------ repair
+
+    async def rebase_space(
+        self, space: DeltaSpace, *, rebase_ratio: float | None = None, dry_run: bool = False
+    ) -> SpaceRebase:
+        """Re-encode the deltas of ``space`` against better references (see
+        :mod:`~deltaglider_async.core.reencode`); with ``dry_run`` only report the figures.
+
+        ``rebase_ratio`` defaults to the service's, or to
+        :data:`~deltaglider_async.core.planner.RECOMMENDED_REBASE_RATIO` when the service's
+        turns re-baselining off (a repair that never re-baselines would change nothing).
+        Raises :class:`InvalidRatioError` for a ratio outside ``[0, 1]``.
+        """
+        if rebase_ratio is None:
+            ratio = self.rebase_ratio
+            if ratio >= 1.0:
+                ratio = planner.RECOMMENDED_REBASE_RATIO
+        else:
+            ratio = planner.validate_ratio(rebase_ratio, source="rebase_ratio")
+        return await self._reencoder.rebase_space(
+            space, rebase_ratio=ratio, max_ratio=self.max_ratio, dry_run=dry_run
+        )
 
 
 def _one(name: str, value: T | None, alias: str, alias_value: T | None) -> T:

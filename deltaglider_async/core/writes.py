@@ -382,17 +382,21 @@ class Writer:
                 and await self._refs.rebase_pays(upload.space, ref, delta_size)
             ):
                 # The directory drifted from its newest reference: this file becomes the
-                # next one, and its delta (against itself) is tiny.
+                # next one, and its delta (against itself) is tiny. One writer of this
+                # service at a time decides: the others encode against its new reference
+                # rather than each storing one of their own.
                 rebased = True
-                new_ref = await self._refs.create_rebased(
-                    upload.space,
-                    ref,
-                    upload.staged,
-                    upload.digest,
-                    upload.name,
-                    state.mark_created,
-                    {k: v for k, v in upload.settings.items() if k in PROTECTION_SETTINGS},
-                )
+                async with ctx.space_locks.hold(upload.space):
+                    newer = await self._refs.newer_than(upload.space, ref)
+                    new_ref = newer or await self._refs.create_rebased(
+                        upload.space,
+                        ref,
+                        upload.staged,
+                        upload.digest,
+                        upload.name,
+                        state.mark_created,
+                        {k: v for k, v in upload.settings.items() if k in PROTECTION_SETTINGS},
+                    )
                 if new_ref is not None:
                     await self._refs.release(ref, upload.staged)
                     state.ref = new_ref

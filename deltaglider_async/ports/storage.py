@@ -217,6 +217,7 @@ class StoragePort(Protocol):
         content_type: str | None = None,
         if_none_match: bool = False,
         settings: Mapping[str, Any] | None = None,
+        if_match: str | None = None,
     ) -> PutResult:
         """Upload a file (multipart above the threshold, aborted on failure or cancellation).
 
@@ -225,6 +226,10 @@ class StoragePort(Protocol):
         With ``if_none_match`` the write only succeeds if the key does not exist:
         :class:`PreconditionFailedError` when it does,
         :class:`ConditionalWriteNotSupportedError` when the server refuses the header.
+        With ``if_match`` (an ETag) it only replaces that very object:
+        :class:`PreconditionFailedError` when the key holds another one,
+        :class:`PreconditionFailedError` or :class:`ObjectNotFoundError` (servers differ)
+        when it is gone.
         """
         ...
 

@@ -155,6 +155,7 @@ class RecordingStorage(S3Storage):
         content_type: str | None = None,
         if_none_match: bool = False,
         settings: Mapping[str, Any] | None = None,
+        if_match: str | None = None,
     ) -> PutResult:
         try:
             result = await super().put_file(
@@ -165,6 +166,7 @@ class RecordingStorage(S3Storage):
                 content_type=content_type,
                 if_none_match=if_none_match,
                 settings=settings,
+                if_match=if_match,
             )
         except PreconditionFailedError:
             self.conditional_puts.append((key, "412"))

@@ -1,0 +1,199 @@
+"""``rebase``: repairing a directory written without re-baselining.
+
+A drifting series (``drifting_series``: each version replaces another tenth of the first)
+is uploaded with re-baselining off, so every delta is encoded against the first file and
+they grow ~10 % a version. ``rebase`` must then store fewer bytes, keep every version
+byte-exact, write nothing on a dry run, converge (a second run changes nothing), and lose
+nothing when killed after any of its writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deltaglider_async import AsyncDeltaGliderClient, RebaseReport
+from deltaglider_async.core.keys import reference_generation
+from deltaglider_async.testing import LocalS3
+from tests.compat.test_upstream_reads_ours import drifting_series
+
+from .support import list_keys
+
+COUNT = 10
+
+
+@pytest.fixture
+async def plain(s3_server: LocalS3) -> AsyncIterator[AsyncDeltaGliderClient]:
+    """A client that never re-baselines (writes the drifted directory)."""
+    async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=1.0)) as opened:
+        yield opened
+
+
+async def upload_drifted(
+    client: AsyncDeltaGliderClient, bucket: str, prefix: str, tmp_path: Path, count: int = COUNT
+) -> list[bytes]:
+    versions = drifting_series(count)
+    for n, data in enumerate(versions):
+        path = tmp_path / prefix / f"app-1.0.{n}.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        await client.upload(path, f"s3://{bucket}/{prefix}/")
+    return versions
+
+
+def stored_bytes(s3_admin: Any, bucket: str, prefix: str) -> int:
+    pages = s3_admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sum(o["Size"] for page in pages for o in page.get("Contents", []))
+
+
+async def assert_reads_back(
+    client: AsyncDeltaGliderClient, bucket: str, prefix: str, versions: list[bytes], out: Path
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for n, data in enumerate(versions):
+        target = out / f"{n}.zip"
+        await client.download(f"s3://{bucket}/{prefix}/app-1.0.{n}.zip", target)
+        assert target.read_bytes() == data, n
+        assert await client.verify(f"s3://{bucket}/{prefix}/app-1.0.{n}.zip"), n
+
+
+async def test_dry_run_writes_nothing_and_the_repair_saves_what_it_announced(
+    plain: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    versions = await upload_drifted(plain, bucket, "rel", tmp_path)
+    before = list_keys(s3_admin, bucket)
+    stored_before = stored_bytes(s3_admin, bucket, "rel/")
+
+    planned = await plain.rebase(f"s3://{bucket}/rel/", dry_run=True)
+    assert list_keys(s3_admin, bucket) == before  # same keys, same ETags
+    assert planned.dry_run
+    assert planned.stored_before == stored_before
+    assert planned.saved > stored_before * 0.2, (planned.saved, stored_before)
+    assert planned.reencoded > 0
+    [space] = planned.spaces
+    assert space.references_before == 1 and space.references_after > 1
+    assert not space.applied
+
+    done = await plain.rebase(f"s3://{bucket}/rel/")
+    assert [s.applied for s in done.spaces] == [True]
+    assert done.saved == planned.saved
+    assert stored_bytes(s3_admin, bucket, "rel/") == stored_before - done.saved
+    keys = list_keys(s3_admin, bucket, "rel/")
+    assert any(reference_generation(k) > 0 for k in keys)
+    assert sorted(k for k in keys if k.endswith(".delta")) == sorted(
+        f"rel/app-1.0.{n}.zip.delta" for n in range(COUNT)
+    )
+    await assert_reads_back(plain, bucket, "rel", versions, tmp_path / "out")
+    # Listings still show the files, never the new references.
+    listed = await plain.list_objects(Bucket=bucket, Prefix="rel/")
+    assert [o["Key"] for o in listed["Contents"]] == [f"rel/app-1.0.{n}.zip" for n in range(COUNT)]
+
+    # Converged: a second run finds nothing better.
+    again = await plain.rebase(f"s3://{bucket}/rel/")
+    assert again.reencoded == 0
+    assert again.saved == 0
+    assert list_keys(s3_admin, bucket, "rel/") == keys
+
+
+async def test_new_uploads_after_a_repair_use_the_newest_reference(
+    s3_server: LocalS3, plain: AsyncDeltaGliderClient, bucket: str, tmp_path: Path
+) -> None:
+    versions = drifting_series(COUNT + 1)
+    await upload_drifted(plain, bucket, "rel", tmp_path)
+    await plain.rebase(f"s3://{bucket}/rel/")
+    async with AsyncDeltaGliderClient(s3_server.config()) as client:
+        path = tmp_path / f"app-1.0.{COUNT}.zip"
+        path.write_bytes(versions[COUNT])
+        await client.upload(path, f"s3://{bucket}/rel/")
+        head = await client.head_object(Bucket=bucket, Key=f"rel/app-1.0.{COUNT}.zip")
+        assert reference_generation(head["DeltaGlider"]["ReferenceKey"]) > 0
+        await assert_reads_back(client, bucket, "rel", versions, tmp_path / "out")
+
+
+async def test_recursive_repairs_every_directory_and_leaves_others_alone(
+    plain: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    a = await upload_drifted(plain, bucket, "rel/a", tmp_path, 6)
+    b = await upload_drifted(plain, bucket, "rel/b", tmp_path, 6)
+    other = await upload_drifted(plain, bucket, "other", tmp_path, 6)
+    untouched = list_keys(s3_admin, bucket, "other/")
+    only_rel = await plain.rebase(f"s3://{bucket}/rel", dry_run=True)
+    assert only_rel.spaces == []  # not recursive: rel/ itself holds no delta
+    report = await plain.rebase(f"s3://{bucket}/rel/", recursive=True)
+    assert [s.prefix for s in report.spaces] == ["rel/a/", "rel/b/"]
+    assert report.failed == []
+    assert list_keys(s3_admin, bucket, "other/") == untouched
+    await assert_reads_back(plain, bucket, "rel/a", a, tmp_path / "a")
+    await assert_reads_back(plain, bucket, "rel/b", b, tmp_path / "b")
+    await assert_reads_back(plain, bucket, "other", other, tmp_path / "o")
+
+
+async def test_bad_arguments_are_refused_by_name(
+    plain: AsyncDeltaGliderClient, bucket: str
+) -> None:
+    from deltaglider_async import BucketNotFoundError, InvalidRatioError, InvalidURLError
+
+    with pytest.raises(InvalidURLError):
+        await plain.rebase("not-a-url")
+    with pytest.raises(InvalidRatioError, match="rebase_ratio"):
+        await plain.rebase(f"s3://{bucket}/rel/", rebase_ratio=2)
+    with pytest.raises(BucketNotFoundError):
+        await plain.rebase("s3://no-such-bucket-for-rebase/rel/")
+
+
+class _Killed(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+async def test_killed_after_any_write_loses_nothing_and_a_rerun_completes(
+    s3_server: LocalS3, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    """The repair is stopped after its 1st, 2nd, ... write (PUT, COPY or DELETE): every
+    version still reads back, and running it again ends where an uninterrupted run ends."""
+    count = 7
+    async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=1.0)) as client:
+        versions = await upload_drifted(client, bucket, "whole", tmp_path, count)
+        complete = await client.rebase(f"s3://{bucket}/whole/")
+        final = stored_bytes(s3_admin, bucket, "whole/")
+        writes = _count_writes(complete)
+        assert writes >= 3
+    for stop_after in range(1, writes + 1):
+        prefix = f"k{stop_after}"
+        async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=1.0)) as client:
+            await upload_drifted(client, bucket, prefix, tmp_path, count)
+            storage: Any = client.service.storage
+            done = 0
+
+            def counting(method: Any) -> Any:
+                async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    nonlocal done
+                    if done >= stop_after:
+                        raise _Killed
+                    result = await method(*args, **kwargs)
+                    done += 1
+                    return result
+
+                return wrapper
+
+            originals = {n: getattr(storage, n) for n in ("put_file", "copy", "delete")}
+            for name, method in originals.items():
+                setattr(storage, name, counting(method))
+            with pytest.raises(_Killed):
+                await client.rebase(f"s3://{bucket}/{prefix}/")
+            for name, method in originals.items():
+                setattr(storage, name, method)
+            await assert_reads_back(client, bucket, prefix, versions, tmp_path / f"o{stop_after}")
+            await client.rebase(f"s3://{bucket}/{prefix}/")
+            assert stored_bytes(s3_admin, bucket, f"{prefix}/") == final, stop_after
+            await assert_reads_back(client, bucket, prefix, versions, tmp_path / f"p{stop_after}")
+
+
+def _count_writes(report: RebaseReport) -> int:
+    """Writes of an uninterrupted repair: new references, replaced deltas, and at least
+    one request per dropped reference."""
+    [space] = report.spaces
+    replaced = sum(1 for f in space.files if f.outcome in ("re-encoded", "new-reference"))
+    return replaced + (space.references_after - space.references_before)
