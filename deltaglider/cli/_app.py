@@ -152,7 +152,7 @@ def ratio_option(f: F) -> F:
         metavar="R|off",
         help=(
             "Make a file the directory's next reference when its delta exceeds R of its size "
-            "(default: DG_REBASE_RATIO, else off; 0.25 suits release series)."
+            "(default: DG_REBASE_RATIO, else 0.25; off turns re-baselining off)."
         ),
     )(f)
     return _option(

@@ -52,7 +52,7 @@ class RebaseReport:
     @property
     def saved(self) -> int:
         """``stored_before - stored_after`` over the directories repaired (or planned)."""
-        return sum(s.saved for s in self.spaces if s.applied or self.dry_run)
+        return sum(s.saved for s in self.spaces)
 
     @property
     def reencoded(self) -> int:

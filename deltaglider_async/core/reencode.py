@@ -12,17 +12,19 @@ whole; plain objects of other tools are left alone) in the order they were writt
    related, at most 90 %), costs at least the average stored bytes per file since the
    current reference, and may be a reference (not a file xdelta3 would decompress),
    becomes the next reference, with a zero-diff delta. A new delta replaces the stored one
-   only when it is smaller (and, for a file stored whole, within ``max_ratio``). The plan's figures (stored bytes before and after, references
-   before and after) are what ``dry_run`` reports; a plan that saves nothing is not applied.
+   only when it is smaller (and, for a file stored whole, within ``max_ratio``). The
+   plan's figures (stored bytes before and after, references before and after) are what
+   ``dry_run`` reports; a plan that saves nothing is not applied.
 2. **Apply**. New references are stored first, at the content-addressed keys of
    :func:`~deltaglider_async.core.keys.rebased_reference_key` (an existing reference with
    the same SHA-256 is reused). Then each new delta is decoded locally against its
    reference and its SHA-256 compared with the file's before it replaces the stored delta,
    with ``If-Match`` on the ETag of the version read (a file another writer replaced
    meanwhile is left as that writer left it); a file stored whole gets its ``.delta``
-   first (``If-None-Match``), then the whole copy is deleted (``If-Match``). Last, the later references no delta names
-   any more are dropped by the usual protocol (temporary copy, conditional delete,
-   restore if a delta appeared). The first ``reference.bin`` always stays.
+   first (``If-None-Match``), then the whole copy is deleted (``If-Match``). Last, the
+   later references no delta names any more are dropped by the usual protocol (temporary
+   copy, conditional delete, restore if a delta appeared). The first ``reference.bin``
+   always stays.
 
 Killed at any point, every delta still names a stored reference with its SHA-256 (old
 deltas keep their old references until the end; new references exist before any delta
@@ -229,7 +231,14 @@ class Reencoder:
                 + sum(f.stored_after for f in report.files)
             )
             report.original_bytes = sum(f.size for f in report.files)
-            if dry_run or report.saved <= 0:
+            if report.saved <= 0:
+                # Nothing to gain (the plan's new references cost more than its smaller
+                # deltas save): leave the directory as it is.
+                report.files = [_unchanged(f) for f in report.files]
+                report.stored_after = report.stored_before
+                report.references_after = report.references_before
+                return report
+            if dry_run:
                 return report
             await self._apply(space, inventory, steps, report)
             report.applied = True
@@ -674,6 +683,12 @@ async def _local_reference(
         cache_hit=False,
         head_bytes=await read_head(path, planner.SNIFF_BYTES),
     )
+
+
+def _unchanged(done: RebasedFile) -> RebasedFile:
+    if done.outcome not in ("re-encoded", "new-reference"):
+        return done
+    return RebasedFile(done.key, "kept", done.size, done.stored_before, done.stored_before)
 
 
 def _skipped(done: RebasedFile, reason: str) -> RebasedFile:
