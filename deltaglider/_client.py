@@ -341,6 +341,7 @@ class DeltaGliderClient:
     download_batch = _blocking(lambda c: c.download_batch)
     migrate = _blocking(lambda c: c.migrate)
     get_bucket_stats = _blocking(lambda c: c.get_bucket_stats)
+    get_directory_stats = _blocking(lambda c: c.get_directory_stats)
     cleanup = _blocking(lambda c: c.cleanup)
     list_hidden_objects = _blocking(lambda c: c.list_hidden_objects)
 

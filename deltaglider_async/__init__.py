@@ -47,6 +47,7 @@ from ._errors import UnverifiableObjectError as UnverifiableObjectError
 from ._models import BucketStats as BucketStats
 from ._models import ContentChecks as ContentChecks
 from ._models import DeltaSpace as DeltaSpace
+from ._models import DirectoryStats as DirectoryStats
 from ._models import GetSummary as GetSummary
 from ._models import ObjectKey as ObjectKey
 from ._models import PutSummary as PutSummary
@@ -117,6 +118,7 @@ __all__ = [
     "DiffToolFailedError",
     "DiffToolNotFoundError",
     "DiffToolUnsupportedError",
+    "DirectoryStats",
     "DownloadItem",
     "EventLoopThreadError",
     "GetBucketAclResponse",

@@ -64,6 +64,7 @@ from ._models import (
     DELTA_SUFFIX,
     BucketStats,
     DeltaSpace,
+    DirectoryStats,
     GetSummary,
     ObjectKey,
     S3Url,
@@ -1263,6 +1264,25 @@ class AsyncDeltaGliderClient:
         return await _stats.get_bucket_stats(
             self._operations(), bucket, mode, use_cache=use_cache, refresh_cache=refresh_cache
         )
+
+    @_api
+    async def get_directory_stats(
+        self,
+        bucket: str,
+        prefix: str = "",
+        mode: StatsMode = "quick",
+        recent: int = _stats.RECENT_DELTAS,
+    ) -> list[DirectoryStats]:
+        """Per-directory statistics of ``bucket``: references, stored vs original bytes and
+        the worst delta/original ratio of the ``recent`` newest deltas, to see which
+        directories drift (and would gain from :meth:`rebase`).
+
+        One LIST of the bucket, one HEAD per recent delta (plus what ``mode`` asks, as
+        :meth:`get_bucket_stats`); directories under ``prefix`` that hold references or
+        deltas, in key order; not cached. Raises :class:`BucketNotFoundError`,
+        :class:`InvalidArgumentError`.
+        """
+        return await _stats.get_directory_stats(self._operations(), bucket, prefix, mode, recent)
 
     @_api
     async def list_hidden_objects(self, Bucket: str, Prefix: str = "") -> list[HiddenObject]:

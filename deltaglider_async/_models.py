@@ -350,6 +350,37 @@ class BucketStats:
     mode: str = "quick"
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryStats:
+    """How one directory (deltaspace) of a bucket stores its files: see which ones drift.
+
+    ``prefix`` is the directory (``"rel/app/"``, ``""`` for the bucket root).
+    ``references``/``reference_bytes``: its ``reference.bin`` and later references.
+    ``stored_bytes``: references, deltas and files stored whole in it; ``original_bytes``:
+    the files' original sizes (exact for HEADed deltas, else estimated as the stats mode
+    says). ``worst_recent_ratio``: the largest delta/original size ratio among its
+    ``recent`` most recently written deltas (exact, from their metadata); a directory
+    whose ratio approaches ``max_ratio`` (0.5) is drifting and gains from re-baselining
+    or ``rebase``; None without deltas. Sizes in bytes.
+    """
+
+    bucket: str
+    prefix: str
+    references: int
+    reference_bytes: int
+    delta_objects: int
+    direct_objects: int
+    stored_bytes: int
+    original_bytes: int
+    worst_recent_ratio: float | None
+    recent: int
+
+    @property
+    def stored_ratio(self) -> float:
+        """``stored_bytes / original_bytes`` (0.0 for an empty directory)."""
+        return self.stored_bytes / self.original_bytes if self.original_bytes else 0.0
+
+
 def validate_ratio(value: object, *, source: str = "max_ratio") -> float:
     """Return ``value`` as a float in ``[0, 1]`` or raise :class:`InvalidRatioError`."""
     if isinstance(value, bool):

@@ -10,6 +10,7 @@ from deltaglider_async import (
     AsyncDeltaGliderClient,
     BucketStats,
     DiffError,
+    DirectoryStats,
     IntegrityError,
     NotFoundError,
     ObjectKey,
@@ -38,18 +39,31 @@ from ._paths import dir_prefix, parse_bucket, parse_s3
 @click.option("--detailed", is_flag=True, help="HEAD every delta (exact original sizes).")
 @click.option("--refresh", is_flag=True, help="Recompute and rewrite the cached figures.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cached figures.")
+@click.option(
+    "--directories",
+    is_flag=True,
+    help="Also show each directory's references, stored share and worst recent delta ratio.",
+)
 @connection_options
 @concurrency_option
 @json_option
 @click.pass_context
 def stats(
-    ctx: click.Context, bucket: str, sampled: bool, detailed: bool, refresh: bool, no_cache: bool
+    ctx: click.Context,
+    bucket: str,
+    sampled: bool,
+    detailed: bool,
+    refresh: bool,
+    no_cache: bool,
+    directories: bool,
 ) -> None:
     """Storage statistics of BUCKET (s3://BUCKET or BUCKET): original vs stored size.
 
     The default (quick) mode lists the bucket only and estimates each delta's original
     size as its reference's size. Figures are cached in the bucket under .deltaglider/
-    and reused while the bucket is unchanged.
+    and reused while the bucket is unchanged. --json (and --directories) add per-directory
+    figures: a worst recent delta ratio near --max-ratio (0.5) means the directory drifts
+    from its references (see `deltaglider rebase`).
     """
     if sampled and detailed:
         raise CliUsageError("--sampled and --detailed are exclusive", ctx)
@@ -57,14 +71,24 @@ def stats(
     mode: engine.StatsMode = "detailed" if detailed else "sampled" if sampled else "quick"
     out = settings(ctx).output()
 
-    async def compute(client: AsyncDeltaGliderClient) -> BucketStats:
-        return await engine.get_bucket_stats(
+    async def compute(
+        client: AsyncDeltaGliderClient,
+    ) -> tuple[BucketStats, list[DirectoryStats]]:
+        figures = await engine.get_bucket_stats(
             client, name, mode, use_cache=not no_cache, refresh=refresh
         )
+        drift = []
+        if out.json_mode or directories:
+            drift = await client.get_directory_stats(name, mode=mode)
+        return figures, drift
 
-    figures = run(ctx, compute)
+    figures, drift = run(ctx, compute)
     if out.json_mode:
-        out.document(dataclasses.asdict(figures))
+        document = dataclasses.asdict(figures)
+        document["directories"] = [
+            {**dataclasses.asdict(d), "stored_ratio": d.stored_ratio} for d in drift
+        ]
+        out.document(document)
         return
     saved_share = figures.average_compression_ratio * 100
     rows = [
@@ -84,6 +108,18 @@ def stats(
     ]
     for label, value in rows:
         out.line(f"{label + ':':<15}{value}")
+    if directories:
+        out.line("")
+        out.line(
+            f"{'Directory':<40} {'Refs':>4} {'Files':>5} {'Stored':>10} {'Share':>6} Worst recent"
+        )
+        for d in drift:
+            worst = "-" if d.worst_recent_ratio is None else f"{d.worst_recent_ratio:.1%}"
+            out.line(
+                f"{d.prefix or '(root)':<40} {d.references:>4} "
+                f"{d.delta_objects + d.direct_objects:>5} {human_size(d.stored_bytes):>10} "
+                f"{d.stored_ratio:>6.1%} {worst}"
+            )
 
 
 @cli.command("verify")

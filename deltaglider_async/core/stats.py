@@ -19,18 +19,26 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from .._errors import DeltaGliderError, InvalidArgumentError, ObjectNotFoundError
-from .._models import INTERNAL_PREFIX, BucketStats
+from .._models import INTERNAL_PREFIX, BucketStats, DirectoryStats
 from ..ports.logger import LOGGER_NAME
 from ..ports.storage import StoragePort
 from . import metadata as meta_codec
-from .keys import KeyRole, logical_key, role
+from .keys import KeyRole, logical_key, reference_generation, reference_space_prefix, role
 from .operations import Operations
 from .pool import Job, run_jobs
 
-__all__ = ["CACHE_VERSION", "STATS_MODES", "StatsMode", "cache_key", "get_bucket_stats"]
+__all__ = [
+    "CACHE_VERSION",
+    "STATS_MODES",
+    "StatsMode",
+    "cache_key",
+    "get_bucket_stats",
+    "get_directory_stats",
+]
 
 _log = logging.getLogger(LOGGER_NAME)
 
@@ -51,13 +59,18 @@ def cache_key(mode: str) -> str:
 class _Delta:
     key: str
     size: int
+    last_modified: datetime | None = None
     original: int | None = None  # exact, from a HEAD
 
 
 @dataclass(slots=True)
 class _Space:
-    reference_size: int | None = None
+    reference_size: int | None = None  # of the first reference.bin
     deltas: list[_Delta] = field(default_factory=list)
+    references: int = 0  # the first and every later one
+    reference_bytes: int = 0
+    direct_objects: int = 0
+    direct_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -84,6 +97,7 @@ async def _scan(storage: StoragePort, bucket: str) -> _Listing:
     """
     listing = _Listing()
     direct_names: set[str] = set()
+    by_dir: dict[str, list[int]] = {}
     async for info in storage.iter_objects(bucket):
         kind = role(info.key)
         if kind is KeyRole.INTERNAL:
@@ -92,18 +106,34 @@ async def _scan(storage: StoragePort, bucket: str) -> _Listing:
         listing.stored_bytes += info.size
         directory = info.key[: info.key.rfind("/") + 1]
         if kind is KeyRole.REFERENCE:
-            listing.spaces.setdefault(directory, _Space()).reference_size = info.size
+            space = listing.spaces.setdefault(_reference_dir(info.key), _Space())
+            space.references += 1
+            space.reference_bytes += info.size
+            if reference_generation(info.key) == 0:
+                space.reference_size = info.size
         elif kind is KeyRole.DELTA:
             listing.spaces.setdefault(directory, _Space()).deltas.append(
-                _Delta(info.key, info.size)
+                _Delta(info.key, info.size, info.last_modified)
             )
         else:
             listing.direct_objects += 1
             listing.direct_bytes += info.size
             direct_names.add(info.key)
-    for space in listing.spaces.values():
+            # Counted per directory only where deltaglider keeps deltas (added below).
+            by_dir.setdefault(directory, []).append(info.size)
+    for directory, space in listing.spaces.items():
         space.deltas = [d for d in space.deltas if logical_key(d.key) not in direct_names]
+        sizes = by_dir.get(directory, [])
+        space.direct_objects, space.direct_bytes = len(sizes), sum(sizes)
     return listing
+
+
+def _reference_dir(key: str) -> str:
+    """The directory (with its slash) whose deltas the reference ``key`` serves."""
+    if reference_generation(key) == 0:
+        return key[: key.rfind("/") + 1]
+    prefix = reference_space_prefix(key)
+    return f"{prefix}/" if prefix else ""
 
 
 def _estimate(space: _Space, delta: _Delta) -> int:
@@ -324,3 +354,86 @@ async def get_bucket_stats(
     if use_cache:
         await _write_cache(ops, bucket, stats, listing)
     return stats
+
+
+#: Deltas per directory whose exact ratio ``get_directory_stats`` reads by default.
+RECENT_DELTAS: Final = 5
+
+
+def _recent(space: _Space, recent: int) -> list[_Delta]:
+    """The ``recent`` most recently written deltas of ``space`` (LastModified, then key)."""
+    dated = sorted(
+        space.deltas, key=lambda d: (d.last_modified is not None, d.last_modified, d.key)
+    )
+    return dated[-recent:] if recent > 0 else []
+
+
+def _directory(
+    bucket: str, prefix: str, space: _Space, recent: list[_Delta], mode: str
+) -> DirectoryStats:
+    sample = _sample(space) if mode == "sampled" and space.deltas else None
+    originals = 0
+    for delta in space.deltas:
+        if delta.original is not None:
+            originals += delta.original
+        elif sample is not None and sample.original is not None:
+            originals += sample.original
+        else:
+            originals += _estimate(space, delta)
+    ratios = [d.size / d.original for d in recent if d.original]
+    return DirectoryStats(
+        bucket=bucket,
+        prefix=prefix,
+        references=space.references,
+        reference_bytes=space.reference_bytes,
+        delta_objects=len(space.deltas),
+        direct_objects=space.direct_objects,
+        stored_bytes=space.reference_bytes + sum(d.size for d in space.deltas) + space.direct_bytes,
+        original_bytes=originals + space.direct_bytes,
+        worst_recent_ratio=max(ratios) if ratios else None,
+        recent=len(recent),
+    )
+
+
+async def get_directory_stats(
+    ops: Operations,
+    bucket: str,
+    prefix: str = "",
+    mode: StatsMode = "quick",
+    recent: int = RECENT_DELTAS,
+) -> list[DirectoryStats]:
+    """Per-directory figures of ``bucket`` (under ``prefix``): which directories drift.
+
+    One LIST of the bucket (every page), then HEADs, at most the client's
+    ``metadata_concurrency`` at a time: of the ``recent`` most recently written deltas of
+    each directory (their exact delta/original ratios give
+    :attr:`~deltaglider_async.DirectoryStats.worst_recent_ratio`), plus what ``mode`` asks
+    (as :func:`get_bucket_stats`: ``"sampled"`` one delta per directory, ``"detailed"``
+    every delta). Only directories holding references or deltas are reported, in key
+    order. Not cached.
+
+    Raises :class:`BucketNotFoundError`, :class:`InvalidArgumentError` (bad bucket, prefix,
+    mode or a negative ``recent``), :class:`StorageError`.
+    """
+    if not isinstance(bucket, str) or not bucket:
+        raise InvalidArgumentError(f"bucket must be a non-empty str, got {bucket!r}")
+    if not isinstance(prefix, str):
+        raise InvalidArgumentError(f"prefix must be a str, got {prefix!r}")
+    if mode not in STATS_MODES:
+        raise InvalidArgumentError(f"mode must be one of {', '.join(STATS_MODES)}, got {mode!r}")
+    if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:
+        raise InvalidArgumentError(f"recent must be an int >= 0, got {recent!r}")
+    listing = await _scan(ops.service.storage, bucket)
+    spaces = {d: s for d, s in sorted(listing.spaces.items()) if d.startswith(prefix)}
+    chosen = {d: _recent(s, recent) for d, s in spaces.items()}
+    wanted: dict[str, _Delta] = {}
+    for directory, space in spaces.items():
+        if mode == "detailed":
+            picked = list(space.deltas)
+        elif mode == "sampled" and space.deltas:
+            picked = [*chosen[directory], _sample(space)]
+        else:
+            picked = chosen[directory]
+        wanted.update((d.key, d) for d in picked)
+    await _fetch_originals(ops, bucket, list(wanted.values()))
+    return [_directory(bucket, d, s, chosen[d], mode) for d, s in spaces.items()]

@@ -64,3 +64,19 @@ def test_usage_errors(dg: Cli, moto_bucket: str) -> None:
     assert bad_ratio.exit_code == 2
     missing = dg("rebase", "s3://no-such-bucket-rebase/rel/")
     assert missing.exit_code == 3, missing.stderr
+
+
+def test_stats_json_reports_each_directory(
+    dg: Cli, moto_bucket: str, moto_admin: Any, tmp_path: Path
+) -> None:
+    _drifted(dg, moto_bucket, tmp_path, 6)
+    document = json.loads(dg("stats", moto_bucket, "--json", "--no-cache").stdout)
+    [directory] = document["directories"]
+    assert directory["prefix"] == "rel/"
+    assert directory["references"] == 1
+    assert directory["stored_bytes"] == sum(raw_keys(moto_admin, moto_bucket).values())
+    assert directory["worst_recent_ratio"] > 0.3
+    text = dg("stats", moto_bucket, "--directories", "--no-cache")
+    assert text.exit_code == 0, text.stderr
+    [row] = [line for line in text.stdout.splitlines() if line.startswith("rel/")]
+    assert row.split()[1] == "1"  # references

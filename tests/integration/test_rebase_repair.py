@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from deltaglider_async import AsyncDeltaGliderClient, RebaseReport
@@ -52,7 +53,7 @@ def stored_bytes(s3_admin: Any, bucket: str, prefix: str) -> int:
 async def assert_reads_back(
     client: AsyncDeltaGliderClient, bucket: str, prefix: str, versions: list[bytes], out: Path
 ) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    await anyio.Path(out).mkdir(parents=True, exist_ok=True)
     for n, data in enumerate(versions):
         target = out / f"{n}.zip"
         await client.download(f"s3://{bucket}/{prefix}/app-1.0.{n}.zip", target)
@@ -74,7 +75,8 @@ async def test_dry_run_writes_nothing_and_the_repair_saves_what_it_announced(
     assert planned.saved > stored_before * 0.2, (planned.saved, stored_before)
     assert planned.reencoded > 0
     [space] = planned.spaces
-    assert space.references_before == 1 and space.references_after > 1
+    assert space.references_before == 1
+    assert space.references_after > 1
     assert not space.applied
 
     done = await plain.rebase(f"s3://{bucket}/rel/")
@@ -167,7 +169,7 @@ async def test_killed_after_any_write_loses_nothing_and_a_rerun_completes(
             storage: Any = client.service.storage
             done = 0
 
-            def counting(method: Any) -> Any:
+            def counting(method: Any, stop_after: int = stop_after) -> Any:
                 async def wrapper(*args: Any, **kwargs: Any) -> Any:
                     nonlocal done
                     if done >= stop_after:
@@ -197,3 +199,41 @@ def _count_writes(report: RebaseReport) -> int:
     [space] = report.spaces
     replaced = sum(1 for f in space.files if f.outcome in ("re-encoded", "new-reference"))
     return replaced + (space.references_after - space.references_before)
+
+
+async def test_directory_stats_show_the_drift_and_its_repair(
+    plain: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    versions = await upload_drifted(plain, bucket, "rel", tmp_path)
+    steady = drifting_series(2, seed=3)
+    for n, data in enumerate([steady[0]] * 3):
+        path = tmp_path / "steady" / f"app-{n}.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        await plain.upload(path, f"s3://{bucket}/steady/")
+
+    drifted, calm = await plain.get_directory_stats(bucket, mode="detailed")
+    assert (drifted.prefix, calm.prefix) == ("rel/", "steady/")
+    assert drifted.references == 1
+    assert drifted.stored_bytes == stored_bytes(s3_admin, bucket, "rel/")
+    assert drifted.original_bytes == sum(len(v) for v in versions)
+    assert drifted.delta_objects + drifted.direct_objects == COUNT
+    assert drifted.recent == 5
+    # The newest deltas against the first file are large: the directory drifts.
+    assert drifted.worst_recent_ratio is not None
+    assert drifted.worst_recent_ratio > 0.3
+    assert calm.worst_recent_ratio is not None
+    assert calm.worst_recent_ratio < 0.01
+    assert [d.prefix for d in await plain.get_directory_stats(bucket, "steady/")] == ["steady/"]
+
+    await plain.rebase(f"s3://{bucket}/rel/")
+    [repaired] = await plain.get_directory_stats(bucket, "rel/", mode="detailed")
+    assert repaired.references > 1
+    assert repaired.stored_bytes == stored_bytes(s3_admin, bucket, "rel/")
+    assert repaired.stored_bytes < drifted.stored_bytes
+    assert repaired.original_bytes == drifted.original_bytes
+    assert repaired.worst_recent_ratio is not None
+    assert repaired.worst_recent_ratio < drifted.worst_recent_ratio
+    # The bucket's own figures count every reference as stored bytes.
+    stats = await plain.get_bucket_stats(bucket, "detailed", use_cache=False)
+    assert stats.compressed_size == stored_bytes(s3_admin, bucket, "")
