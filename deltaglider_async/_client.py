@@ -40,6 +40,7 @@ import anyio.to_thread
 
 from . import _arguments as args
 from . import _cleanup
+from . import _paginators as paging
 from . import _rehydrate as rehydrate
 from . import _responses as shape
 from ._body import AsyncStreamingBody
@@ -71,6 +72,7 @@ from ._models import (
 )
 from ._response_metadata import recording
 from ._scratch import ScratchDir, sweep_once
+from ._transfers import TransferMethods
 from .adapters.logging import hold_log_level, release_log_level
 from .core import bulk as _bulk
 from .core import bulk_delete
@@ -127,7 +129,7 @@ def _api(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any
     return wrapper
 
 
-class AsyncDeltaGliderClient:
+class AsyncDeltaGliderClient(TransferMethods):
     """Delta-compressed S3 storage with a boto3-like async API.
 
     Build it with :func:`create_async_client` (recommended), from a
@@ -136,6 +138,9 @@ class AsyncDeltaGliderClient:
     documents; the client then closes the service's adapters with itself), and use it as
     ``async with client:``. The constructor does no I/O. One client may serve many
     concurrent tasks of one event loop; it must not be shared across event loops.
+
+    boto3's managed transfers (``upload_file``, ``download_file``, ``upload_fileobj``,
+    ``download_fileobj``) come from :class:`~deltaglider_async._transfers.TransferMethods`.
 
     Errors are the :class:`DeltaGliderError` tree (``ObjectNotFoundError`` is a
     ``FileNotFoundError``, ``InvalidArgumentError`` a ``ValueError``...); an
@@ -583,6 +588,26 @@ class AsyncDeltaGliderClient:
         if page.next is not None:
             response["NextContinuationToken"] = shape.encode_token(page.next)
         return shape.url_encoded(response) if encoding == "url" else response
+
+    def get_paginator(self, operation_name: str) -> Any:
+        """A paginator for ``operation_name``, as boto3's ``client.get_paginator``.
+
+        ``"list_objects_v2"`` is supported: ``paginate(Bucket=..., Prefix=...,
+        Delimiter=..., StartAfter=..., FetchMetadata=..., PaginationConfig={"MaxItems": n,
+        "PageSize": n, "StartingToken": token})`` returns the pages of :meth:`list_objects`
+        (logical names). It is botocore's own paginator: on this client aiobotocore's, whose
+        ``paginate()`` is an async iterator of pages (``async for page in ...``) with
+        ``build_full_result()`` (a coroutine), ``search(expression)`` (an async iterator)
+        and ``resume_token``; on the blocking client botocore's, a plain iterator.
+
+        Raises :class:`InvalidArgumentError` for any other operation name.
+        """
+        self._check_usable()
+        return paging.make_paginator(operation_name, self.list_objects)
+
+    def can_paginate(self, operation_name: str) -> bool:
+        """True when :meth:`get_paginator` supports ``operation_name`` (``list_objects_v2``)."""
+        return paging.can_paginate(operation_name)
 
     async def _head_deltas(
         self, bucket: str, objects: Sequence[ObjectInfo]
