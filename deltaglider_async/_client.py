@@ -75,7 +75,7 @@ from ._scratch import ScratchDir, sweep_once
 from ._transfers import TransferMethods
 from .adapters.logging import hold_log_level, release_log_level
 from .core import bulk as _bulk
-from .core import bulk_delete
+from .core import bulk_delete, telemetry
 from .core import metadata as meta_codec
 from .core import migrate as _migrate
 from .core import stats as _stats
@@ -91,6 +91,7 @@ from .core.service import AsyncDeltaService, ResolvedObject
 from .core.stats import StatsMode
 from .ports.logger import LOGGER_NAME
 from .ports.storage import BucketsPort, MultipartUploadsPort, ObjectHead, ObjectInfo
+from .ports.tracing import SpanPort
 
 __all__ = ["AsyncDeltaGliderClient", "ClientState"]
 
@@ -370,6 +371,19 @@ class AsyncDeltaGliderClient(TransferMethods):
         bucket, key = args.bucket_name(Bucket), args.key_name(Key)
         extra = await accept("get_object", kwargs, honoured=_READ_HONOURED)
         wanted = None if Range is None else args.parse_range(Range)
+        start = telemetry.object_attributes(bucket, key)
+        with self._bundle.service.tracing.span("deltaglider.get", start) as span:
+            return await self._get_object(bucket, key, wanted, Range, extra, span)
+
+    async def _get_object(
+        self,
+        bucket: str,
+        key: str,
+        wanted: tuple[int | None, int | None] | None,
+        spec: Any,
+        extra: Accepted,
+        span: SpanPort,
+    ) -> shape.GetObjectResponse:
         # A writer may replace the name between our HEAD and GET (a delta becoming a
         # direct object, or back): the form we resolved is then gone, and the name is
         # resolved again rather than reported missing.
@@ -380,13 +394,14 @@ class AsyncDeltaGliderClient(TransferMethods):
                 resolved.stored.url, extra.honoured, resolved.etag, shape.last_modified(resolved)
             )
             kind = resolved.meta.kind
+            span.set_attributes(telemetry.resolved_attributes(resolved))
             try:
                 if kind is meta_codec.ObjectKind.DELTA or (
                     wanted is not None and kind is not meta_codec.ObjectKind.PLAIN
                 ):
-                    response = await self._get_reconstructed(resolved, wanted, Range, extra)
+                    response = await self._get_reconstructed(resolved, wanted, spec, extra)
                 else:
-                    response = await self._get_streamed(resolved, wanted, Range, extra)
+                    response = await self._get_streamed(resolved, wanted, spec, extra)
             except (ObjectNotFoundError, ObjectChangedError):
                 if attempt == _READ_ATTEMPTS:
                     raise
