@@ -34,7 +34,9 @@ from deltaglider_async import (
     ClientState,
     DeltaGliderConfig,
     InvalidArgumentError,
+    can_paginate,
     hold_log_level,
+    make_paginator,
     release_log_level,
 )
 from deltaglider_async import GetObjectResponse as AsyncGetObjectResponse
@@ -305,6 +307,20 @@ class DeltaGliderClient:
 
     head_object = _blocking(lambda c: c.head_object)
     list_objects = _blocking(lambda c: c.list_objects)
+
+    def get_paginator(self, operation_name: str) -> Any:
+        # The docstring is the async method's (set below); the paginator calls the
+        # blocking list_objects, so its paginate() is a plain iterator.
+        if self._runner.closed:
+            raise ClientClosedError("this deltaglider client is closed; create a new one")
+        return make_paginator(operation_name, self.list_objects)
+
+    def can_paginate(self, operation_name: str) -> bool:
+        # The docstring is the async method's (set below).
+        return can_paginate(operation_name)
+
+    get_paginator.__doc__ = AsyncDeltaGliderClient.get_paginator.__doc__
+    can_paginate.__doc__ = AsyncDeltaGliderClient.can_paginate.__doc__
     delete_object = _blocking(lambda c: c.delete_object)
     delete_objects = _blocking(lambda c: c.delete_objects)
     delete_objects_recursive = _blocking(lambda c: c.delete_objects_recursive)
@@ -315,6 +331,11 @@ class DeltaGliderClient:
     )
     rehydrate_for_download = _blocking(lambda c: c.rehydrate_for_download)
     purge_temp_files = _blocking(lambda c: c.purge_temp_files)
+
+    upload_file = _blocking(lambda c: c.upload_file)
+    upload_fileobj = _blocking(lambda c: c.upload_fileobj)
+    download_file = _blocking(lambda c: c.download_file)
+    download_fileobj = _blocking(lambda c: c.download_fileobj)
 
     # ------------------------------------------------------------------ buckets
 

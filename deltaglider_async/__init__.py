@@ -55,6 +55,8 @@ from ._models import S3Url as S3Url
 from ._models import StoredAs as StoredAs
 from ._models import UploadSummary as UploadSummary
 from ._models import VerifyResult as VerifyResult
+from ._paginators import can_paginate as can_paginate
+from ._paginators import make_paginator as make_paginator
 from ._responses import BucketResponse as BucketResponse
 from ._responses import CopyObjectResponse as CopyObjectResponse
 from ._responses import DeleteObjectResponse as DeleteObjectResponse
@@ -164,9 +166,11 @@ __all__ = [
     "UploadSummary",
     "VerifyResult",
     "__version__",
+    "can_paginate",
     "check_user_key",
     "create_async_client",
     "hold_log_level",
+    "make_paginator",
     "release_log_level",
     "run_jobs",
     "validate_ratio",

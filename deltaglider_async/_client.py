@@ -40,6 +40,7 @@ import anyio.to_thread
 
 from . import _arguments as args
 from . import _cleanup
+from . import _paginators as paging
 from . import _rehydrate as rehydrate
 from . import _responses as shape
 from ._body import AsyncStreamingBody
@@ -72,9 +73,10 @@ from ._models import (
 )
 from ._response_metadata import recording
 from ._scratch import ScratchDir, sweep_once
+from ._transfers import TransferMethods
 from .adapters.logging import hold_log_level, release_log_level
 from .core import bulk as _bulk
-from .core import bulk_delete
+from .core import bulk_delete, telemetry
 from .core import metadata as meta_codec
 from .core import migrate as _migrate
 from .core import rebase as _rebase
@@ -92,6 +94,7 @@ from .core.service import AsyncDeltaService, ResolvedObject
 from .core.stats import StatsMode
 from .ports.logger import LOGGER_NAME
 from .ports.storage import BucketsPort, MultipartUploadsPort, ObjectHead, ObjectInfo
+from .ports.tracing import SpanPort
 
 __all__ = ["AsyncDeltaGliderClient", "ClientState"]
 
@@ -130,7 +133,7 @@ def _api(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any
     return wrapper
 
 
-class AsyncDeltaGliderClient:
+class AsyncDeltaGliderClient(TransferMethods):
     """Delta-compressed S3 storage with a boto3-like async API.
 
     Build it with :func:`create_async_client` (recommended), from a
@@ -139,6 +142,9 @@ class AsyncDeltaGliderClient:
     documents; the client then closes the service's adapters with itself), and use it as
     ``async with client:``. The constructor does no I/O. One client may serve many
     concurrent tasks of one event loop; it must not be shared across event loops.
+
+    boto3's managed transfers (``upload_file``, ``download_file``, ``upload_fileobj``,
+    ``download_fileobj``) come from :class:`~deltaglider_async._transfers.TransferMethods`.
 
     Errors are the :class:`DeltaGliderError` tree (``ObjectNotFoundError`` is a
     ``FileNotFoundError``, ``InvalidArgumentError`` a ``ValueError``...); an
@@ -368,6 +374,19 @@ class AsyncDeltaGliderClient:
         bucket, key = args.bucket_name(Bucket), args.key_name(Key)
         extra = await accept("get_object", kwargs, honoured=_READ_HONOURED)
         wanted = None if Range is None else args.parse_range(Range)
+        start = telemetry.object_attributes(bucket, key)
+        with self._bundle.service.tracing.span("deltaglider.get", start) as span:
+            return await self._get_object(bucket, key, wanted, Range, extra, span)
+
+    async def _get_object(
+        self,
+        bucket: str,
+        key: str,
+        wanted: tuple[int | None, int | None] | None,
+        spec: Any,
+        extra: Accepted,
+        span: SpanPort,
+    ) -> shape.GetObjectResponse:
         # A writer may replace the name between our HEAD and GET (a delta becoming a
         # direct object, or back): the form we resolved is then gone, and the name is
         # resolved again rather than reported missing.
@@ -378,13 +397,14 @@ class AsyncDeltaGliderClient:
                 resolved.stored.url, extra.honoured, resolved.etag, shape.last_modified(resolved)
             )
             kind = resolved.meta.kind
+            span.set_attributes(telemetry.resolved_attributes(resolved))
             try:
                 if kind is meta_codec.ObjectKind.DELTA or (
                     wanted is not None and kind is not meta_codec.ObjectKind.PLAIN
                 ):
-                    response = await self._get_reconstructed(resolved, wanted, Range, extra)
+                    response = await self._get_reconstructed(resolved, wanted, spec, extra)
                 else:
-                    response = await self._get_streamed(resolved, wanted, Range, extra)
+                    response = await self._get_streamed(resolved, wanted, spec, extra)
             except (ObjectNotFoundError, ObjectChangedError):
                 if attempt == _READ_ATTEMPTS:
                     raise
@@ -586,6 +606,26 @@ class AsyncDeltaGliderClient:
         if page.next is not None:
             response["NextContinuationToken"] = shape.encode_token(page.next)
         return shape.url_encoded(response) if encoding == "url" else response
+
+    def get_paginator(self, operation_name: str) -> Any:
+        """A paginator for ``operation_name``, as boto3's ``client.get_paginator``.
+
+        ``"list_objects_v2"`` is supported: ``paginate(Bucket=..., Prefix=...,
+        Delimiter=..., StartAfter=..., FetchMetadata=..., PaginationConfig={"MaxItems": n,
+        "PageSize": n, "StartingToken": token})`` returns the pages of :meth:`list_objects`
+        (logical names). It is botocore's own paginator: on this client aiobotocore's, whose
+        ``paginate()`` is an async iterator of pages (``async for page in ...``) with
+        ``build_full_result()`` (a coroutine), ``search(expression)`` (an async iterator)
+        and ``resume_token``; on the blocking client botocore's, a plain iterator.
+
+        Raises :class:`InvalidArgumentError` for any other operation name.
+        """
+        self._check_usable()
+        return paging.make_paginator(operation_name, self.list_objects)
+
+    def can_paginate(self, operation_name: str) -> bool:
+        """True when :meth:`get_paginator` supports ``operation_name`` (``list_objects_v2``)."""
+        return paging.can_paginate(operation_name)
 
     async def _head_deltas(
         self, bucket: str, objects: Sequence[ObjectInfo]

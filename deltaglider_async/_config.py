@@ -51,6 +51,8 @@ class DeltaGliderConfig:
     directory's newest reference exceeds this share of its size (but is related, at most
     90 %) becomes the next reference (``DG_REBASE_RATIO``; default 0.25, the value measured
     best on release series; ``1`` or ``off`` turns it off).
+    ``opentelemetry`` reports spans and metrics through OpenTelemetry's global tracer and
+    meter providers (``DG_OPENTELEMETRY=1``; needs the ``[otel]`` extra).
     """
 
     endpoint_url: str | None = None
@@ -74,6 +76,7 @@ class DeltaGliderConfig:
     read_timeout: float = 60.0
     compressed_references: bool = False
     rebase_ratio: float = DEFAULT_REBASE_RATIO
+    opentelemetry: bool = False
 
     def __post_init__(self) -> None:
         validate_ratio(self.max_ratio)
@@ -147,6 +150,8 @@ class DeltaGliderConfig:
             values["compressed_references"] = _flag(
                 env["DG_COMPRESSED_REFERENCES"], "DG_COMPRESSED_REFERENCES"
             )
+        if env.get("DG_OPENTELEMETRY"):
+            values["opentelemetry"] = _flag(env["DG_OPENTELEMETRY"], "DG_OPENTELEMETRY")
         if env.get("DG_MAX_CONCURRENCY"):
             try:
                 values["max_concurrency"] = int(env["DG_MAX_CONCURRENCY"])

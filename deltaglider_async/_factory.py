@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from ._config import DeltaGliderConfig
+from ._errors import InvalidArgumentError
 from .adapters.clock import UtcClock
 from .adapters.hashing import StdlibHasher
 from .adapters.logging import StdLogger
@@ -18,6 +19,7 @@ from .ports.cache import ReferenceCachePort
 from .ports.diff import DiffPort
 from .ports.metrics import MetricsPort
 from .ports.storage import StoragePort
+from .ports.tracing import TracingPort
 
 
 @dataclass(slots=True)
@@ -78,8 +80,16 @@ def build_service(
     storage: StoragePort | None = None,
 ) -> ServiceBundle:
     """Build the default adapters and the service (over ``storage`` when given, else
-    :class:`S3Storage`). Does no I/O."""
-    storage = S3Storage(config) if storage is None else storage
+    :class:`S3Storage`). Does no I/O.
+
+    With ``config.opentelemetry`` the spans and (unless ``metrics`` is given) the metrics
+    go to OpenTelemetry; :class:`InvalidArgumentError` when it is not installed.
+    """
+    tracing: TracingPort | None = None
+    if config.opentelemetry:
+        tracing, otel_metrics = _opentelemetry()
+        metrics = otel_metrics if metrics is None else metrics
+    storage = S3Storage(config, metrics=metrics) if storage is None else storage
     cache = EncryptedReferenceCache()
     logger = StdLogger(level=config.log_level or logging.NOTSET)
     diff = XDelta3Diff(
@@ -101,5 +111,17 @@ def build_service(
         max_ratio=config.max_ratio,
         compressed_references=config.compressed_references,
         rebase_ratio=config.rebase_ratio,
+        tracing=tracing,
     )
     return ServiceBundle(config=config, service=service, storage=storage, cache=cache, diff=diff)
+
+
+def _opentelemetry() -> tuple[TracingPort, MetricsPort]:
+    """The OpenTelemetry adapters over the global providers (imported only when asked)."""
+    try:
+        from .adapters.opentelemetry import OpenTelemetryMetrics, OpenTelemetryTracing
+    except ImportError as exc:
+        raise InvalidArgumentError(
+            f"opentelemetry=True needs OpenTelemetry: pip install 'deltaglider-async[otel]' ({exc})"
+        ) from exc
+    return OpenTelemetryTracing(), OpenTelemetryMetrics()

@@ -224,7 +224,8 @@ class GetSummary:
 
     ``operation`` is ``"GET_DELTA"`` for a delta (``reconstructed`` True) and ``"GET"``
     otherwise; ``size`` is in bytes and ``hash`` (alias ``sha256``) the SHA-256 of the
-    bytes written, which matched the recorded one.
+    bytes written, which matched the recorded one. ``stored_size`` is the size of the
+    stored object read (the delta's, for a delta; the reference is not counted).
     """
 
     bucket: str
@@ -234,6 +235,7 @@ class GetSummary:
     sha256: str
     stored_as: StoredAs
     reference_cache_hit: bool = False
+    stored_size: int = 0
 
     @property
     def operation(self) -> Literal["GET", "GET_DELTA"]:

@@ -93,7 +93,8 @@ def test_public_client_methods_have_docstrings() -> None:
         if name.startswith("_"):
             continue
         assert inspect.getdoc(member), name
-        if inspect.isfunction(member) and name not in ("aclose",):
+        # get_paginator/can_paginate are synchronous, as on aiobotocore's client.
+        if inspect.isfunction(member) and name not in ("aclose", "get_paginator", "can_paginate"):
             assert inspect.iscoroutinefunction(member), name
     body = deltaglider_async.AsyncStreamingBody
     for name in ("read", "iter_chunks", "close", "aread", "aiter_chunks", "aclose"):

@@ -32,6 +32,9 @@ ASYNC_ONLY_EXPORTS = {
     "create_async_client",
     "hold_log_level",
     "release_log_level",
+    # What both clients' get_paginator/can_paginate are built on.
+    "can_paginate",
+    "make_paginator",
 }
 BLOCKING_ONLY_EXPORTS = {
     "DeltaGliderClient",
@@ -45,6 +48,9 @@ PAIRS = [
     (deltaglider_async.AsyncStreamingBody, deltaglider.StreamingBody),
 ]
 
+
+# Synchronous on both clients, as on boto3's and aiobotocore's (paginate() is what iterates).
+SYNC_ON_BOTH = {"get_paginator", "can_paginate"}
 
 # Constructors the async client uses to build bodies; users never call them.
 INTERNAL = {"from_file", "from_stream"}
@@ -112,6 +118,9 @@ def test_async_methods_are_coroutines_and_blocking_ones_are_not() -> None:
                 if not name.startswith("__"):
                     assert inspect.getdoc(member), f"{sync_cls.__name__}.{name}: no docstring"
         for name, member in _surface(async_cls, async_side=True).items():
+            if name in SYNC_ON_BOTH:
+                assert not inspect.iscoroutinefunction(member), name
+                continue
             if inspect.isfunction(member) and name != "__iter__":
                 assert inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member), (
                     name

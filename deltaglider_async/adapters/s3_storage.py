@@ -66,6 +66,7 @@ from .._errors import (
     unwrap_group,
 )
 from .._response_metadata import note
+from ..ports.metrics import MetricsPort
 from ..ports.storage import (
     BucketInfo,
     BucketListing,
@@ -700,6 +701,8 @@ class S3Storage:
     ``parts_in_flight`` bounds concurrent UploadPart requests of one multipart upload,
     so a single upload holds at most ``parts_in_flight × multipart_chunksize`` bytes.
     ``delete_batch_size`` is the number of keys per DeleteObjects request (≤ 1000).
+    ``metrics``, when given, counts the retries behind every S3 response
+    (``deltaglider.s3.retries``, tag ``operation``).
     """
 
     def __init__(
@@ -708,6 +711,7 @@ class S3Storage:
         *,
         parts_in_flight: int = 4,
         delete_batch_size: int = MAX_DELETE_BATCH,
+        metrics: MetricsPort | None = None,
     ) -> None:
         if parts_in_flight < 1:
             raise InvalidArgumentError(f"parts_in_flight must be >= 1, got {parts_in_flight}")
@@ -716,6 +720,7 @@ class S3Storage:
                 f"delete_batch_size must be in [1, {MAX_DELETE_BATCH}], got {delete_batch_size}"
             )
         self._config = config
+        self._metrics = metrics
         self._parts_in_flight = parts_in_flight
         self._delete_batch_size = delete_batch_size
         self._state = _State.UNOPENED
@@ -787,6 +792,8 @@ class S3Storage:
                         )
                     )
                     client.meta.events.register("after-call.s3", _note_response)
+                    if self._metrics is not None:
+                        client.meta.events.register("after-call.s3", self._count_retries)
                     s3_compat.install(client, max_attempts=cfg.max_attempts)
                 if self._closing_started():
                     # aclose() ran while the client was being created: do not leak it.
@@ -795,6 +802,16 @@ class S3Storage:
                 self._client = client
                 self._state = _State.OPENED
             return self._client
+
+    def _count_retries(
+        self, parsed: Mapping[str, Any] | None = None, model: Any = None, **_: Any
+    ) -> None:
+        """botocore ``after-call`` hook: the retries behind each response, by operation."""
+        response = (parsed or {}).get("ResponseMetadata") or {}
+        retries = int(response.get("RetryAttempts", 0) or 0)
+        if retries and self._metrics is not None:
+            operation = str(getattr(model, "name", "") or "unknown")
+            self._metrics.increment("deltaglider.s3.retries", retries, {"operation": operation})
 
     def _ensure_open(self) -> None:
         if self._state is _State.CLOSED:

@@ -27,6 +27,7 @@ from .._errors import (
 )
 from .._models import DELTA_SUFFIX, GetSummary, ObjectKey, S3Url, UploadSummary
 from ..ports.logger import LOGGER_NAME
+from . import telemetry
 from .operations import Operations
 from .planner import check_user_key, validate_ratio
 from .pool import ItemResult, Job, Progress, ProgressCallback, run_jobs
@@ -197,10 +198,12 @@ def _uploader(
     allow_delta: bool,
 ) -> Callable[[], Awaitable[UploadSummary]]:
     async def run() -> UploadSummary:
-        await check_local_file(path)
-        summary = await ops.service.put(
-            path, key.space, ratio, name=key.name, allow_delta=allow_delta
-        )
+        item = telemetry.bulk_attributes("upload", str(path), key.url)
+        with ops.service.tracing.span("deltaglider.bulk.item", item):
+            await check_local_file(path)
+            summary = await ops.service.put(
+                path, key.space, ratio, name=key.name, allow_delta=allow_delta
+            )
         return UploadSummary.from_put(summary)
 
     return run
@@ -296,9 +299,11 @@ async def download_many(
 
 def _downloader(ops: Operations, key: ObjectKey, out: Path) -> Callable[[], Awaitable[GetSummary]]:
     async def run() -> GetSummary:
-        with translating_local(out.parent, "create the directory"):
-            await anyio.Path(out.parent).mkdir(parents=True, exist_ok=True)
-        return await ops.service.get(key, out)
+        item = telemetry.bulk_attributes("download", key.url, str(out))
+        with ops.service.tracing.span("deltaglider.bulk.item", item):
+            with translating_local(out.parent, "create the directory"):
+                await anyio.Path(out.parent).mkdir(parents=True, exist_ok=True)
+            return await ops.service.get(key, out)
 
     return run
 

@@ -25,6 +25,7 @@ from ..ports.hash import HashPort
 from ..ports.logger import LoggerPort
 from ..ports.metrics import MetricsPort
 from ..ports.storage import StoragePort
+from ..ports.tracing import NO_TRACING, TracingPort
 from .locks import KeyedActivity, KeyedLocks
 
 __all__ = ["CHUNK", "CoreContext", "file_chunks", "partial_path", "read_head", "remove_quietly"]
@@ -51,6 +52,7 @@ class CoreContext:
     metrics: MetricsPort
     tool_version: str
     work_root: Path | None = None
+    tracing: TracingPort = NO_TRACING
     scratch: ScratchDir | None = None
     space_locks: KeyedLocks = field(default_factory=KeyedLocks)
     dropping: KeyedActivity = field(default_factory=KeyedActivity)

@@ -282,6 +282,7 @@ class Reader:
                     sha256=digest.sha256,
                     stored_as=current.stored_as,
                     reference_cache_hit=hit,
+                    stored_size=current.head.size,
                 ),
                 current,
             )

@@ -28,7 +28,8 @@ from ..ports.hash import HashPort
 from ..ports.logger import LoggerPort
 from ..ports.metrics import MetricsPort
 from ..ports.storage import StoragePort
-from . import planner
+from ..ports.tracing import NO_TRACING, TracingPort
+from . import planner, telemetry
 from .context import CoreContext, file_chunks
 from .deletes import Deleter, DeleteSummary
 from .reads import Reader, ResolvedObject
@@ -61,6 +62,10 @@ class AsyncDeltaService:
     are stored direct unless the directory already has a reference they delta against.
     ``compressed_references=True`` lifts the rule: those deltas are byte-exact with this
     package (which decodes with ``-D``) but unreadable by 6.x.
+
+    ``tracing`` (a :class:`~deltaglider_async.ports.TracingPort`, default none) gets a span
+    for each put, get and verify; ``metrics`` the counters and timings listed in
+    :mod:`deltaglider_async.core.telemetry`.
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class AsyncDeltaService:
         work_root: Path | None = None,
         compressed_references: bool = False,
         rebase_ratio: float = planner.DEFAULT_REBASE_RATIO,
+        tracing: TracingPort | None = None,
     ) -> None:
         self.max_ratio = planner.validate_ratio(max_ratio)
         self.rebase_ratio = planner.validate_ratio(rebase_ratio, source="rebase_ratio")
@@ -91,6 +97,7 @@ class AsyncDeltaService:
             metrics=metrics,
             tool_version=tool_version,
             work_root=work_root,
+            tracing=NO_TRACING if tracing is None else tracing,
         )
         self._refs = ReferenceStore(self._ctx)
         self._reader = Reader(self._ctx, self._refs)
@@ -136,6 +143,11 @@ class AsyncDeltaService:
     def metrics(self) -> MetricsPort:
         """The metrics sink."""
         return self._ctx.metrics
+
+    @property
+    def tracing(self) -> TracingPort:
+        """The tracer (spans of puts, gets and verifications)."""
+        return self._ctx.tracing
 
     @property
     def tool_version(self) -> str:
@@ -227,18 +239,23 @@ class AsyncDeltaService:
             if rebase_ratio is None
             else planner.validate_ratio(rebase_ratio, source="rebase_ratio")
         )
-        return await self._writer.put_stream(
-            chunks,
-            space,
-            name,
-            ratio,
-            rebase_ratio=rebase,
-            metadata=metadata,
-            content_type=content_type,
-            allow_delta=allow_delta,
-            settings=settings,
-            checks=checks,
-        )
+        start = telemetry.object_attributes(space.bucket, space.key_for(name))
+        with self._ctx.tracing.span("deltaglider.put", start) as span:
+            summary = await self._writer.put_stream(
+                chunks,
+                space,
+                name,
+                ratio,
+                rebase_ratio=rebase,
+                metadata=metadata,
+                content_type=content_type,
+                allow_delta=allow_delta,
+                settings=settings,
+                checks=checks,
+            )
+            span.set_attributes(telemetry.put_attributes(summary))
+        telemetry.record_put(self._ctx.metrics, summary)
+        return summary
 
     # ------------------------------------------------------------------ read path
 
@@ -261,10 +278,14 @@ class AsyncDeltaService:
 
         ``key`` and ``out`` are the names before 0.2 (still accepted).
         """
-        return await self._reader.get(
-            _one("object_key", object_key, "key", key),
-            Path(_one("output_path", output_path, "out", out)),
-        )
+        target = _one("object_key", object_key, "key", key)
+        start = telemetry.object_attributes(target.bucket, target.key)
+        with self._ctx.tracing.span("deltaglider.get", start) as span:
+            summary = await self._reader.get(
+                target, Path(_one("output_path", output_path, "out", out))
+            )
+            span.set_attributes(telemetry.get_attributes(summary))
+        return summary
 
     @asynccontextmanager
     async def materialize(self, key: ObjectKey) -> AsyncIterator[tuple[Path, GetSummary]]:
@@ -291,7 +312,12 @@ class AsyncDeltaService:
         A missing object still raises :class:`ObjectNotFoundError`. ``key`` is the name
         before 0.2 (still accepted).
         """
-        return await self._reader.verify(_one("object_key", object_key, "key", key))
+        target = _one("object_key", object_key, "key", key)
+        start = telemetry.object_attributes(target.bucket, target.key)
+        with self._ctx.tracing.span("deltaglider.verify", start) as span:
+            result = await self._reader.verify(target)
+            span.set_attributes(telemetry.verify_attributes(result))
+        return result
 
     # ------------------------------------------------------------------ delete
 

@@ -21,6 +21,8 @@ from .storage import ObjectHead as ObjectHead
 from .storage import ObjectInfo as ObjectInfo
 from .storage import PutResult as PutResult
 from .storage import StoragePort as StoragePort
+from .tracing import SpanPort as SpanPort
+from .tracing import TracingPort as TracingPort
 
 __all__ = [
     "OBJECT_SETTINGS",
@@ -43,5 +45,7 @@ __all__ = [
     "ObjectInfo",
     "PutResult",
     "ReferenceCachePort",
+    "SpanPort",
     "StoragePort",
+    "TracingPort",
 ]
