@@ -169,7 +169,9 @@ def test_the_rebase_defaults_agree() -> None:
 
     assert DEFAULT_REBASE_RATIO == planner.DEFAULT_REBASE_RATIO
     assert DeltaGliderConfig().rebase_ratio == planner.DEFAULT_REBASE_RATIO
-    assert planner.DEFAULT_REBASE_RATIO == 1.0  # off until a guard for fast-changing series
+    # On by default, at the threshold measured best (the average-cost condition keeps
+    # fast-changing series from making every version a reference).
+    assert planner.DEFAULT_REBASE_RATIO == planner.RECOMMENDED_REBASE_RATIO == 0.25
     assert 0 < planner.RECOMMENDED_REBASE_RATIO < planner.UNRELATED_RATIO
 
 
