@@ -9,7 +9,10 @@ references (the 5th and 9th when each upload lands in its own second), at
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from tests.compat.test_upstream_reads_ours import drifting_series
 from .support import list_keys
 
 COUNT = 10
+ROOT = Path(__file__).resolve().parents[2]
 
 
 REBASE = 0.25
@@ -191,3 +195,86 @@ async def _put_when(
 ) -> None:
     await go.wait()
     await service.put(path, space)
+
+
+@pytest.mark.slow
+async def test_sixteen_writer_processes_across_a_rebaselining_point_lose_nothing(
+    s3_server: LocalS3, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    """16 writer processes store, 5 rounds running, one file each into a directory whose
+    next upload crosses the re-baselining threshold, all starting each round together.
+    Every file is stored once and reads back byte for byte; every delta's reference has
+    its recorded SHA-256; each round's directory was re-baselined."""
+    size = 64_000  # small: 80 concurrent uploads on a 2-core machine
+    base = drifting_series(1, size, seed=5)[0]
+    async with AsyncDeltaGliderClient(s3_server.config(rebase_ratio=REBASE)) as client:
+        for round_number in range(ROUNDS):
+            # The first file, then three drifting versions (the first reference has cost
+            # ~32 % an upload): the next file past 25 % may become the next reference.
+            for n, version in enumerate(drifting_series(4, size, seed=5)):
+                path = tmp_path / f"setup-{round_number}" / f"step-{n}.zip"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(version)
+                await client.upload(path, f"s3://{bucket}/race/round-{round_number}/")
+    rng = random.Random(16)
+    files: dict[int, list[Path]] = {}
+    for writer in range(WRITERS):
+        files[writer] = []
+        for round_number in range(ROUNDS):
+            data = bytearray(base)
+            start = rng.randrange(0, len(base) // 2)
+            data[start : start + len(base) * 45 // 100] = rng.randbytes(len(base) * 45 // 100)
+            path = tmp_path / f"w{writer}" / f"app-{writer}.zip"
+            path = path.with_name(f"app-{writer}-r{round_number}.zip")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bytes(data[: len(base)]))
+            files[writer].append(path)
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    env = {**os.environ, **s3_server.env(), "DG_REBASE_RATIO": str(REBASE)}
+    stored: dict[str, str] = {}
+
+    async def writer_process(writer: int) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "tests.integration.rebase_writer",
+            bucket,
+            str(sync),
+            str(writer),
+            *map(str, files[writer]),
+        ]
+        with anyio.fail_after(240):
+            done = await anyio.run_process(command, cwd=ROOT, env=env, check=False)
+        assert done.returncode == 0, done.stderr.decode()
+        stored.update(json.loads(done.stdout.decode().strip().splitlines()[-1])["stored"])
+
+    async def starter() -> None:
+        for round_number in range(ROUNDS):
+            with anyio.fail_after(240):
+                # A barrier across processes: files, polled (no Event crosses processes).
+                while len(list(sync.glob(f"ready-{round_number}-*"))) < WRITERS:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+            (sync / f"go-{round_number}").touch()
+
+    async with anyio.create_task_group() as tg:
+        for writer in range(WRITERS):
+            tg.start_soon(writer_process, writer)
+        tg.start_soon(starter)
+
+    assert len(stored) == WRITERS * ROUNDS
+    async with AsyncDeltaGliderClient(s3_server.config()) as reader:
+        for round_number in range(ROUNDS):
+            prefix = f"race/round-{round_number}/"
+            keys = list_keys(s3_admin, bucket, prefix)
+            assert any(reference_generation(k) > 0 for k in keys), round_number
+            for key in keys:
+                if not key.endswith(".delta"):
+                    continue
+                meta = s3_admin.head_object(Bucket=bucket, Key=key)["Metadata"]
+                ref = s3_admin.get_object(Bucket=bucket, Key=meta["dg-ref-key"])["Body"].read()
+                assert hashlib.sha256(ref).hexdigest() == meta["dg-ref-sha256"], key
+        for key, sha in stored.items():
+            response = await reader.get_object(Bucket=bucket, Key=key)
+            async with response["Body"] as body:
+                assert hashlib.sha256(await body.read()).hexdigest() == sha, key
