@@ -35,6 +35,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import os
 import random
 import subprocess
 import tarfile
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from deltaglider_async import AsyncDeltaGliderClient
@@ -548,3 +550,60 @@ def test_xdelta3_without_D_fails_on_a_plain_target_copying_a_compressed_referenc
     assert ours_ok
     assert delta_size < len(target) / 4
     assert not upstream_ok
+
+
+_UPSTREAM_WRITER = """
+import sys
+from deltaglider import create_client
+
+client = create_client(endpoint_url=sys.argv[1], log_level="WARNING")
+for path in sys.argv[3:]:
+    client.upload(path, sys.argv[2])
+"""
+
+
+async def test_a_directory_written_by_620_and_repaired_by_rebase_reads_back_in_620(
+    s3_server: LocalS3,
+    bucket: str,
+    upstream: UpstreamReader,
+    upstream_python: Path,
+    s3_admin: Any,
+    tmp_path: Path,
+) -> None:
+    """6.2.0 writes a drifting series (every delta against the first file, the later ones
+    stored whole); ``rebase`` re-encodes it against new references; 6.2.0 reads every
+    version back byte for byte, and so do we."""
+    versions = drifting_series(10)
+    paths = []
+    for n, data in enumerate(versions):
+        path = tmp_path / f"app-1.0.{n}.zip"
+        path.write_bytes(data)
+        paths.append(str(path))
+    env = {**os.environ, **s3_server.env()}
+    command = [str(upstream_python), "-I", "-c", _UPSTREAM_WRITER, s3_server.endpoint_url]
+    done = await anyio.run_process(
+        [*command, f"s3://{bucket}/legacy/", *paths], env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    written = {o["Key"]: o["Size"] for o in s3_admin.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert all(k.startswith("legacy/") for k in written)
+
+    async with AsyncDeltaGliderClient(s3_server.config()) as client:
+        report = await client.rebase(f"s3://{bucket}/legacy/")
+        assert report.saved > 0
+        assert [s.applied for s in report.spaces] == [True]
+        after = s3_admin.list_objects_v2(Bucket=bucket)["Contents"]
+        assert sum(o["Size"] for o in after) == sum(written.values()) - report.saved
+        assert any("/.deltaglider/refs/" in o["Key"] for o in after)
+        for n, data in enumerate(versions):
+            response = await client.get_object(Bucket=bucket, Key=f"legacy/app-1.0.{n}.zip")
+            async with response["Body"] as body:
+                assert await body.read() == data
+    expected = {
+        f"legacy/app-1.0.{n}.zip": hashlib.sha256(data).hexdigest()
+        for n, data in enumerate(versions)
+    }
+    results = await upstream.aread(bucket, list(expected))
+    for key, sha256 in expected.items():
+        assert results[key].error is None, (key, results[key].error)
+        assert results[key].sha256 == sha256, key
