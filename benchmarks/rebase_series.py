@@ -2,6 +2,8 @@
 
 Prints, per policy, stored/original bytes, the number of references, and the mean upload
 and download time per file, against a local SeaweedFS (real xdelta3, real S3 protocol).
+With ``--repair``, one more row: the series uploaded with re-baselining off, then repaired
+with ``rebase`` (its time, and the bytes before and after).
 
 The series is any directory of files sorted by version (``--dir``), or PyPI wheels fetched
 with pip into ``.work/series/<package>/`` (``--package botocore --versions 1.43.0:48``:
@@ -52,7 +54,7 @@ def _version_key(path: Path) -> tuple[int, ...]:
 
 
 async def run(
-    config: DeltaGliderConfig, files: list[Path], prefix: str, out: Path
+    config: DeltaGliderConfig, files: list[Path], prefix: str, out: Path, repair: bool = False
 ) -> dict[str, float]:
     async with AsyncDeltaGliderClient(config) as client:
         put_seconds = 0.0
@@ -60,6 +62,15 @@ async def run(
             start = time.perf_counter()
             await client.upload(path, f"s3://bench/{prefix}/")
             put_seconds += time.perf_counter() - start
+        repaired: dict[str, float] = {}
+        if repair:
+            start = time.perf_counter()
+            report = await client.rebase(f"s3://bench/{prefix}/", rebase_ratio=0.25)
+            repaired = {
+                "repair_seconds": time.perf_counter() - start,
+                "before": report.stored_before,
+                "after": report.stored_after,
+            }
         get_seconds = 0.0
         for path in files:
             start = time.perf_counter()
@@ -79,6 +90,7 @@ async def run(
         "references": references,
         "put": put_seconds / len(files),
         "get": get_seconds / len(files),
+        **repaired,
     }
 
 
@@ -88,6 +100,9 @@ def main() -> None:
     parser.add_argument("--package", default="botocore")
     parser.add_argument("--versions", default="1.43.0:48")
     parser.add_argument("--ratios", default="1,0.25,0.3", help="rebase_ratio values (1 = off)")
+    parser.add_argument(
+        "--repair", action="store_true", help="also: upload with re-baselining off, then rebase"
+    )
     args = parser.parse_args()
     files = (
         sorted(args.dir.iterdir(), key=_version_key)
@@ -113,6 +128,19 @@ def main() -> None:
             print(
                 f"{label:>12} {100 * result['stored'] / original:>15.2f}% "
                 f"{int(result['references']):>10} {result['put']:>10.2f} {result['get']:>10.2f}"
+            )
+        if args.repair:
+            result = anyio.run(run, s3.config(rebase_ratio=1.0), files, "repair", out, True)
+            print(
+                f"{'off+rebase':>12} {100 * result['stored'] / original:>15.2f}% "
+                f"{int(result['references']):>10} {result['put']:>10.2f} {result['get']:>10.2f}"
+            )
+            print(
+                f"rebase: {result['before'] / MIB:.1f} MiB -> {result['after'] / MIB:.1f} MiB "
+                f"({100 * result['before'] / original:.2f}% -> "
+                f"{100 * result['after'] / original:.2f}% of the original bytes) "
+                f"in {result['repair_seconds']:.1f} s "
+                f"({result['repair_seconds'] / len(files):.2f} s/file)"
             )
 
 
