@@ -422,7 +422,7 @@ def test_recursive_copy_from_a_missing_source_is_not_found(
 
 @pytest.mark.parametrize(
     ("option", "rebased"),
-    [(["--rebase-ratio", "0.25"], True), ([], False), (["--rebase-ratio", "off"], False)],
+    [(["--rebase-ratio", "0.25"], True), ([], True), (["--rebase-ratio", "off"], False)],
 )
 def test_rebase_ratio_option(
     dg: Cli, moto_bucket: str, moto_admin: Any, tmp_path: Path, option: list[str], rebased: bool

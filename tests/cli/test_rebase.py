@@ -80,3 +80,31 @@ def test_stats_json_reports_each_directory(
     assert text.exit_code == 0, text.stderr
     [row] = [line for line in text.stdout.splitlines() if line.startswith("rel/")]
     assert row.split()[1] == "1"  # references
+
+
+def test_every_command_knows_a_directory_with_several_references(
+    dg: Cli, moto_bucket: str, moto_admin: Any, tmp_path: Path
+) -> None:
+    """cp S3→S3, verify, sync --delete and rb --force on a re-baselined directory."""
+    versions = drifting_series(8)
+    for n, data in enumerate(versions):
+        path = tmp_path / f"app-1.0.{n}.zip"
+        path.write_bytes(data)
+        assert dg("cp", str(path), f"s3://{moto_bucket}/rel/").exit_code == 0
+    assert any("/.deltaglider/refs/" in k for k in raw_keys(moto_admin, moto_bucket))
+    copied = dg("cp", "-r", f"s3://{moto_bucket}/rel/", f"s3://{moto_bucket}/copy/")
+    assert copied.exit_code == 0, copied.stderr
+    checked = dg("verify", "-r", f"s3://{moto_bucket}/copy/")
+    assert checked.exit_code == 0, checked.stderr
+    for n, data in enumerate(versions):
+        out = tmp_path / f"copy-{n}.zip"
+        assert dg("cp", f"s3://{moto_bucket}/copy/app-1.0.{n}.zip", str(out)).exit_code == 0
+        assert out.read_bytes() == data
+    # sync --delete from an empty directory removes every file, and every reference.
+    (tmp_path / "empty").mkdir()
+    synced = dg("sync", "--delete", str(tmp_path / "empty"), f"s3://{moto_bucket}/rel/")
+    assert synced.exit_code == 0, synced.stderr
+    assert not [k for k in raw_keys(moto_admin, moto_bucket) if k.startswith("rel/")]
+    removed = dg("rb", "--force", f"s3://{moto_bucket}")
+    assert removed.exit_code == 0, removed.stderr
+    assert moto_bucket not in [b["Name"] for b in moto_admin.list_buckets()["Buckets"]]
