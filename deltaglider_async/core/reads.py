@@ -341,17 +341,33 @@ class Reader:
         async def fetch_ref(meta: meta_codec.StoredMeta) -> None:
             fetched.append(await self._refs.fetch_for_delta(bucket, key, meta, use_cache=use_cache))
 
+        missing: list[IntegrityError] = []
+
+        async def fetch_first_ref() -> None:
+            try:
+                await fetch_ref(resolved.meta)
+            except IntegrityError as exc:
+                missing.append(exc)  # judged once the GET tells which version was read
+
         try:
             with single_errors():
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(fetch_delta)
-                    tg.start_soon(fetch_ref, resolved.meta)
+                    tg.start_soon(fetch_first_ref)
             current = resolved.at(heads[0])
             current.check_readable()
             if current.meta.kind is not meta_codec.ObjectKind.DELTA:
                 raise ObjectNotFoundError(key)  # no longer a delta: resolve again
             if current.meta.ref_sha256 != resolved.meta.ref_sha256:
                 await fetch_ref(current.meta)
+            elif missing:
+                # The version read names a reference that is gone. If the delta was
+                # replaced since (``rebase`` re-encodes a delta, then drops the reference
+                # nothing names any more), read the new version; else the bucket is broken.
+                now = await ctx.storage.head(bucket, key)
+                if now is not None and now.etag != current.head.etag:
+                    raise ObjectChangedError(f"s3://{bucket}/{key} changed while being read")
+                raise missing[0]
             ref_path, _, hit = fetched[-1]
             ctx.logger.debug("get: decoding", key=f"s3://{bucket}/{key}", reference_cached=hit)
             try:

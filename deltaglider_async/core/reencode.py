@@ -348,6 +348,10 @@ class Reencoder:
         ctx = self._ctx
         current = start
         total, count = start.size, 1  # stored bytes and files since ``current``
+        # New references get the next generations; bytes already stored as a reference
+        # (an interrupted earlier run) keep their key.
+        by_sha = {meta_codec.decode(h).file_sha256: k for k, h in inventory.references.items()}
+        generation = max((reference_generation(k) for k in inventory.references), default=0)
         for stored in inventory.deltas:
             key = logical_key(stored.head.key)
             work = ctx.tmp("rebase")
@@ -385,7 +389,12 @@ class Reencoder:
                 and size * count >= total
                 and self._may_reference(first)
             ):
-                current = await _local_reference(space, work, digest, name)
+                key_of_ref = by_sha.get(digest.sha256)
+                if key_of_ref is None:
+                    generation += 1
+                    key_of_ref = rebased_reference_key(space.prefix, generation, digest.sha256)
+                    by_sha[digest.sha256] = key_of_ref
+                current = await _local_reference(key_of_ref, work, digest, name)
                 total, count = current.size, 1
                 await ctx.diff.encode(current.path, work, delta)
                 size = (await anyio.Path(delta).stat()).st_size
@@ -452,23 +461,14 @@ class Reencoder:
         self, space: DeltaSpace, inventory: _Inventory, steps: list[_Step], report: SpaceRebase
     ) -> None:
         ctx = self._ctx
-        by_sha = {
-            meta_codec.decode(head).file_sha256: key for key, head in inventory.references.items()
-        }
-        generation = max((reference_generation(k) for k in inventory.references), default=0)
+        stored = {meta_codec.decode(h).file_sha256 for h in inventory.references.values()}
         failed: set[str] = set()
         for ref in _new_references(steps):
-            existing = by_sha.get(ref.sha256)
-            if existing is not None:
-                ref.key = existing
+            if ref.sha256 in stored:
                 continue
-            generation += 1
-            key = rebased_reference_key(space.prefix, generation, ref.sha256)
             digest = FileDigest(ref.sha256, ref.metadata["md5"], ref.size)
             name = ref.metadata["name"]
-            if await self._refs.store_rebased(space, key, ref.path, digest, name, _nothing):
-                ref.key = key
-            else:
+            if not await self._refs.store_rebased(space, ref.key, ref.path, digest, name, _nothing):
                 failed.add(ref.sha256)
         outcomes = {f.key: i for i, f in enumerate(report.files)}
         for step in steps:
@@ -668,13 +668,11 @@ def _new_references(steps: list[_Step]) -> list[Reference]:
     return list(seen.values())
 
 
-async def _local_reference(
-    space: DeltaSpace, path: Path, digest: FileDigest, name: str
-) -> Reference:
-    """A plan's new reference: the local file ``path`` (the file ``name``), key not chosen
-    yet; ``metadata`` carries what storing it needs."""
+async def _local_reference(key: str, path: Path, digest: FileDigest, name: str) -> Reference:
+    """A plan's new reference ``key``: the local file ``path`` (the file ``name``), not
+    stored yet; ``metadata`` carries what storing it needs."""
     return Reference(
-        key=space.reference_key,
+        key=key,
         sha256=digest.sha256,
         size=digest.size,
         path=path,
