@@ -509,6 +509,45 @@ class Reencoder:
             )
         return None
 
+    async def _store(
+        self,
+        space: DeltaSpace,
+        step: _Step,
+        key: str,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str | None:
+        """Check the new delta of ``step`` (:meth:`_check`), then PUT it at ``key`` with the
+        stored object's content type and settings, conditionally. None when stored, else
+        why not; :class:`PreconditionFailedError` (and ``ObjectNotFoundError`` for
+        ``if_match`` on some servers) propagate."""
+        if (reason := await self._check(step)) is not None:
+            return reason
+        meta = self._metadata(step)
+        if meta is None:
+            return "the new delta's metadata would exceed S3's 2 KB"
+        head = step.stored.head
+        assert step.delta is not None
+        await self._ctx.storage.put_file(
+            space.bucket,
+            key,
+            step.delta,
+            metadata=meta,
+            content_type=head.content_type,
+            settings={k: v for k, v in head.settings.items() if k in OBJECT_SETTINGS},
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+        self._ctx.logger.info(
+            "re-encoded",
+            key=f"s3://{space.bucket}/{key}",
+            reference=step.ref.key,
+            before=head.size,
+            after=step.delta_size,
+        )
+        return None
+
     async def _convert(self, space: DeltaSpace, step: _Step) -> str | None:
         """Store a file kept whole as ``<name>.delta`` and delete ``<name>``; None when done.
 
@@ -519,25 +558,13 @@ class Reencoder:
         again and the writer's version stays.
         """
         ctx = self._ctx
-        assert step.delta is not None
-        if (reason := await self._check(step)) is not None:
-            return reason
-        meta = self._metadata(step)
-        if meta is None:
-            return "the new delta's metadata would exceed S3's 2 KB"
         head = step.stored.head
         delta_key = head.key + DELTA_SUFFIX
-        settings = {k: v for k, v in head.settings.items() if k in OBJECT_SETTINGS}
         try:
-            await ctx.storage.put_file(
-                space.bucket,
-                delta_key,
-                step.delta,
-                metadata=meta,
-                content_type=head.content_type,
-                settings=settings,
-                if_none_match=True,
-            )
+            if (
+                reason := await self._store(space, step, delta_key, if_none_match=True)
+            ) is not None:
+                return reason
         except PreconditionFailedError:
             existing = await ctx.storage.head(space.bucket, delta_key)
             found = None if existing is None else meta_codec.decode(existing)
@@ -560,47 +587,16 @@ class Reencoder:
                 except PreconditionFailedError:
                     pass
             return "changed by another writer meanwhile: left as it is"
-        ctx.logger.info(
-            "stored as a delta",
-            key=f"s3://{space.bucket}/{delta_key}",
-            reference=step.ref.key,
-            before=head.size,
-            after=step.delta_size,
-        )
         return None
 
     async def _replace(self, space: DeltaSpace, step: _Step) -> str | None:
-        """Verify the new delta of ``step`` and put it in place of the stored one; None when
-        done, else why not."""
-        ctx = self._ctx
-        assert step.delta is not None
-        if (reason := await self._check(step)) is not None:
-            return reason
-        meta = self._metadata(step)
-        if meta is None:
-            return "the new delta's metadata would exceed S3's 2 KB"
+        """Put the new delta of ``step`` in place of the stored one if that is still the
+        version read; None when done, else why not."""
         head = step.stored.head
-        settings = {k: v for k, v in head.settings.items() if k in OBJECT_SETTINGS}
         try:
-            await ctx.storage.put_file(
-                space.bucket,
-                head.key,
-                step.delta,
-                metadata=meta,
-                content_type=head.content_type,
-                settings=settings,
-                if_match=head.etag,
-            )
+            return await self._store(space, step, head.key, if_match=head.etag)
         except (PreconditionFailedError, ObjectNotFoundError):
             return "changed by another writer meanwhile: left as it is"
-        ctx.logger.info(
-            "re-encoded",
-            key=f"s3://{space.bucket}/{head.key}",
-            reference=step.ref.key,
-            before=head.size,
-            after=step.delta_size,
-        )
-        return None
 
     def _metadata(self, step: _Step) -> dict[str, str] | None:
         meta = step.stored.meta

@@ -174,22 +174,29 @@ def _sample(space: _Space) -> _Delta:
     return max(reversed(space.deltas), key=lambda d: d.size)
 
 
+def _originals(space: _Space, mode: str) -> int:
+    """The original bytes of the deltas of ``space``: exact where HEADed, else estimated."""
+    sample = _sample(space) if mode == "sampled" and space.deltas else None
+    total = 0
+    for delta in space.deltas:
+        if delta.original is not None:
+            total += delta.original
+        elif sample is not None and sample.original is not None:
+            # Versions in one deltaspace are about the same size, while their delta
+            # sizes differ by orders of magnitude (the first is a zero-diff): reuse
+            # the sample's original-to-reference ratio, i.e. its original size.
+            total += sample.original
+        else:
+            total += _estimate(space, delta)
+    return total
+
+
 def _compute(bucket: str, mode: str, listing: _Listing) -> BucketStats:
     delta_objects = 0
     delta_originals = 0
     for space in listing.spaces.values():
-        sample = _sample(space) if mode == "sampled" and space.deltas else None
-        for delta in space.deltas:
-            delta_objects += 1
-            if delta.original is not None:
-                delta_originals += delta.original
-            elif sample is not None and sample.original is not None:
-                # Versions in one deltaspace are about the same size, while their delta
-                # sizes differ by orders of magnitude (the first is a zero-diff): reuse
-                # the sample's original-to-reference ratio, i.e. its original size.
-                delta_originals += sample.original
-            else:
-                delta_originals += _estimate(space, delta)
+        delta_objects += len(space.deltas)
+        delta_originals += _originals(space, mode)
     total_size = listing.direct_bytes + delta_originals
     compressed_size = listing.stored_bytes
     # References cost more than deltas save when a directory holds a single file (its
@@ -371,15 +378,7 @@ def _recent(space: _Space, recent: int) -> list[_Delta]:
 def _directory(
     bucket: str, prefix: str, space: _Space, recent: list[_Delta], mode: str
 ) -> DirectoryStats:
-    sample = _sample(space) if mode == "sampled" and space.deltas else None
-    originals = 0
-    for delta in space.deltas:
-        if delta.original is not None:
-            originals += delta.original
-        elif sample is not None and sample.original is not None:
-            originals += sample.original
-        else:
-            originals += _estimate(space, delta)
+    originals = _originals(space, mode)
     ratios = [d.size / d.original for d in recent if d.original]
     return DirectoryStats(
         bucket=bucket,

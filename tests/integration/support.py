@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from deltaglider_async._config import DeltaGliderConfig
 from deltaglider_async._errors import PreconditionFailedError
 from deltaglider_async._models import DeltaSpace, ObjectKey
@@ -174,3 +176,20 @@ class RecordingStorage(S3Storage):
         if if_none_match:
             self.conditional_puts.append((key, "created"))
         return result
+
+
+async def upload_versions(
+    client: Any, bucket: str, prefix: str, versions: list[bytes], tmp_path: Path
+) -> None:
+    """Upload ``versions`` one by one as ``<prefix>/app-1.0.<n>.zip`` with ``client.upload``."""
+    for n, data in enumerate(versions):
+        path = tmp_path / prefix / f"app-1.0.{n}.zip"
+        await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
+        await anyio.Path(path).write_bytes(data)
+        await client.upload(path, f"s3://{bucket}/{prefix}/")
+
+
+def stored_bytes(s3_admin: Any, bucket: str, prefix: str) -> int:
+    """The bytes stored under ``prefix`` (every key, as plain S3 lists them)."""
+    pages = s3_admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sum(o["Size"] for page in pages for o in page.get("Contents", []))

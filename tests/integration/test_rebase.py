@@ -25,7 +25,7 @@ from deltaglider_async.core.keys import reference_generation
 from deltaglider_async.testing import LocalS3
 from tests.compat.test_upstream_reads_ours import drifting_series
 
-from .support import list_keys
+from .support import list_keys, stored_bytes, upload_versions
 
 COUNT = 10
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,17 +44,8 @@ async def upload_series(
     client: AsyncDeltaGliderClient, bucket: str, prefix: str, tmp_path: Path
 ) -> list[bytes]:
     versions = drifting_series(COUNT)
-    for n, data in enumerate(versions):
-        path = tmp_path / prefix / f"app-1.0.{n}.zip"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        await client.upload(path, f"s3://{bucket}/{prefix}/")
+    await upload_versions(client, bucket, prefix, versions, tmp_path)
     return versions
-
-
-def stored_bytes(s3_admin: Any, bucket: str, prefix: str) -> int:
-    pages = s3_admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sum(o["Size"] for page in pages for o in page.get("Contents", []))
 
 
 async def test_a_drifting_series_gets_new_references_and_reads_back(

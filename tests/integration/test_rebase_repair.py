@@ -21,7 +21,7 @@ from deltaglider_async.core.keys import reference_generation
 from deltaglider_async.testing import LocalS3
 from tests.compat.test_upstream_reads_ours import drifting_series
 
-from .support import list_keys
+from .support import list_keys, stored_bytes, upload_versions
 
 COUNT = 10
 
@@ -37,17 +37,8 @@ async def upload_drifted(
     client: AsyncDeltaGliderClient, bucket: str, prefix: str, tmp_path: Path, count: int = COUNT
 ) -> list[bytes]:
     versions = drifting_series(count)
-    for n, data in enumerate(versions):
-        path = tmp_path / prefix / f"app-1.0.{n}.zip"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        await client.upload(path, f"s3://{bucket}/{prefix}/")
+    await upload_versions(client, bucket, prefix, versions, tmp_path)
     return versions
-
-
-def stored_bytes(s3_admin: Any, bucket: str, prefix: str) -> int:
-    pages = s3_admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sum(o["Size"] for page in pages for o in page.get("Contents", []))
 
 
 async def assert_reads_back(
