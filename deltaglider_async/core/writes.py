@@ -388,15 +388,20 @@ class Writer:
                 rebased = True
                 async with ctx.space_locks.hold(upload.space):
                     newer = await self._refs.newer_than(upload.space, ref)
-                    new_ref = newer or await self._refs.create_rebased(
-                        upload.space,
-                        ref,
-                        upload.staged,
-                        upload.digest,
-                        upload.name,
-                        state.mark_created,
-                        {k: v for k, v in upload.settings.items() if k in PROTECTION_SETTINGS},
-                    )
+                    if newer is not None:
+                        # Another upload of this service just re-baselined: use its
+                        # reference if this file's delta against it is smaller.
+                        new_ref = await self._smaller_against(newer, upload, delta_size)
+                    else:
+                        new_ref = await self._refs.create_rebased(
+                            upload.space,
+                            ref,
+                            upload.staged,
+                            upload.digest,
+                            upload.name,
+                            state.mark_created,
+                            {k: v for k, v in upload.settings.items() if k in PROTECTION_SETTINGS},
+                        )
                 if new_ref is not None:
                     await self._refs.release(ref, upload.staged)
                     state.ref = new_ref
@@ -429,6 +434,23 @@ class Writer:
             f"reference s3://{upload.space.bucket}/{upload.space.reference_key} kept changing "
             f"while storing {upload.key}; nothing was left pointing at a missing reference"
         )
+
+    async def _smaller_against(
+        self, candidate: Reference, upload: _Upload, delta_size: int
+    ) -> Reference | None:
+        """``candidate`` when the upload's delta against it is smaller than ``delta_size``
+        (it is then encoded again against it), else None (``candidate`` released)."""
+        trial = self._ctx.tmp("trial")
+        try:
+            with self._ctx.timed("deltaglider.xdelta3.encode"):
+                await self._ctx.diff.encode(candidate.path, upload.staged, trial)
+            smaller = (await anyio.Path(trial).stat()).st_size < delta_size
+        finally:
+            await remove_quietly(trial)
+        if smaller:
+            return candidate
+        await self._refs.release(candidate, upload.staged)
+        return None
 
     async def _unwrite_delta(self, upload: _Upload, state: _PutState) -> None:
         """Delete the unconfirmed delta an earlier attempt of this put stored."""
