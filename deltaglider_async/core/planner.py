@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._errors import ReservedKeyError
-from .._models import DELTA_SUFFIX, REFERENCE_NAME, DeltaSpace
+from .._models import DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME, DeltaSpace
 from .._models import validate_ratio as validate_ratio
 
 DELTA_EXTENSIONS = frozenset(
@@ -40,6 +40,14 @@ def check_user_key(key: str) -> None:
         raise ReservedKeyError("object key must not be empty")
     if key.endswith("/"):
         raise ReservedKeyError(f"object key {key!r} ends with '/': it names a directory")
+    if key.startswith(INTERNAL_PREFIX) or f"/{INTERNAL_PREFIX}" in key:
+        # deltaglider's own files: at the bucket root, and every directory's later
+        # references (``<dir>/.deltaglider/refs/...``), whose keys a user file must never
+        # take, at any depth.
+        raise ReservedKeyError(
+            f"object key {key!r} is reserved: '{INTERNAL_PREFIX}' directories hold "
+            "deltaglider's own files"
+        )
     name = key.rpartition("/")[2]
     if name == REFERENCE_NAME:
         raise ReservedKeyError(

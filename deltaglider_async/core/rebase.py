@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._errors import DeltaGliderError, InvalidArgumentError
+from .._errors import DeltaGliderError, InvalidArgumentError, NotFoundError
 from .._models import INTERNAL_PREFIX, DeltaSpace
 from . import planner
 from .keys import KeyRole, role
@@ -62,16 +62,34 @@ class RebaseReport:
         )
 
 
-async def _spaces(ops: Operations, bucket: str, directory: str, recursive: bool) -> list[str]:
-    """The directories (``dir`` strings) at or under ``directory`` that hold a delta."""
+async def _spaces(
+    ops: Operations, bucket: str, directory: str, recursive: bool
+) -> tuple[list[str], bool]:
+    """The directories (``dir`` strings) at or under ``directory`` that hold a delta, and
+    whether anything at all lies under ``directory``."""
+    storage = ops.service.storage
     found: set[str] = set()
+    anything = False
     delimiter = None if recursive else "/"
-    async for info in ops.service.storage.iter_objects(bucket, directory, delimiter=delimiter):
+    async for info in storage.iter_objects(bucket, directory, delimiter=delimiter):
         if info.key.startswith(INTERNAL_PREFIX):
             continue
+        anything = True
         if role(info.key) is KeyRole.DELTA:
             found.add(info.key[: info.key.rfind("/") + 1])
-    return sorted(found)
+    if not anything:
+        # Only subdirectories, or nothing at all? One more listing, stopped at its first key.
+        keys = storage.iter_objects(bucket, directory)
+        try:
+            async for info in keys:
+                if not info.key.startswith(INTERNAL_PREFIX):
+                    anything = True
+                    break
+        finally:
+            aclose = getattr(keys, "aclose", None)
+            if aclose is not None:
+                await aclose()
+    return sorted(found), anything
 
 
 async def rebase(
@@ -93,8 +111,9 @@ async def rebase(
     directory. Directories that fail are listed in :attr:`RebaseReport.failed`; the
     others are repaired all the same.
 
-    Raises :class:`BucketNotFoundError`, :class:`InvalidArgumentError` for a bad bucket
-    or prefix, :class:`InvalidRatioError`.
+    Raises :class:`NotFoundError` when nothing lies under ``prefix`` (a typo must not look
+    like a repair), :class:`BucketNotFoundError`, :class:`InvalidArgumentError` for a bad
+    bucket or prefix, :class:`InvalidRatioError`.
     """
     if not isinstance(bucket, str) or not bucket:
         raise InvalidArgumentError(f"bucket must be a non-empty str, got {bucket!r}")
@@ -106,7 +125,9 @@ async def rebase(
     if directory.startswith(INTERNAL_PREFIX):
         raise InvalidArgumentError(f"{INTERNAL_PREFIX} holds deltaglider's own files")
     report = RebaseReport(bucket, directory, dry_run)
-    spaces = await _spaces(ops, bucket, directory, recursive)
+    spaces, anything = await _spaces(ops, bucket, directory, recursive)
+    if not anything:
+        raise NotFoundError(f"nothing under s3://{bucket}/{directory}: no directory to rebase")
 
     def job(space_dir: str) -> Job[SpaceRebase]:
         async def run() -> SpaceRebase:

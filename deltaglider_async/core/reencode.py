@@ -225,6 +225,17 @@ class Reencoder:
             stored_shas = {meta_codec.decode(h).file_sha256 for h in inventory.references.values()}
             added = [r for r in _new_references(steps) if r.sha256 not in stored_shas]
             report.references_after = len(kept_refs) + len(added)
+            # A file stored whole beside a ``.delta`` of its own (an interrupted earlier
+            # conversion) ends as that one delta: its shadowed copy is not counted twice.
+            converted = {
+                logical_key(s.stored.head.key)
+                for s in steps
+                if s.delta is not None and s.stored.direct
+            }
+            report.files = [
+                _merged(f) if f.key in converted and f.outcome == "skipped" else f
+                for f in report.files
+            ]
             report.stored_after = (
                 sum(h.size for h in kept_refs.values())
                 + sum(r.size for r in added)
@@ -677,6 +688,12 @@ async def _local_reference(key: str, path: Path, digest: FileDigest, name: str) 
         cache_hit=False,
         head_bytes=await read_head(path, planner.SNIFF_BYTES),
     )
+
+
+def _merged(done: RebasedFile) -> RebasedFile:
+    """The shadowed ``.delta`` of a file being converted: it becomes (or is replaced by)
+    the file's new delta, so it no longer counts on its own."""
+    return RebasedFile(done.key, "skipped", done.size, done.stored_before, 0, reason=done.reason)
 
 
 def _unchanged(done: RebasedFile) -> RebasedFile:

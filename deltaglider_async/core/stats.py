@@ -61,6 +61,7 @@ class _Delta:
     size: int
     last_modified: datetime | None = None
     original: int | None = None  # exact, from a HEAD
+    created_at: datetime | None = None  # dg-created-at, from a HEAD
 
 
 @dataclass(slots=True)
@@ -158,6 +159,7 @@ async def _fetch_originals(ops: Operations, bucket: str, deltas: list[_Delta]) -
             meta = meta_codec.decode(head)
             if meta.kind is meta_codec.ObjectKind.DELTA and meta.file_size is not None:
                 delta.original = meta.file_size
+            delta.created_at = meta.created_at
 
         return Job(source=f"s3://{bucket}/{delta.key}", destination="", run=run)
 
@@ -367,12 +369,28 @@ async def get_bucket_stats(
 RECENT_DELTAS: Final = 5
 
 
-def _recent(space: _Space, recent: int) -> list[_Delta]:
-    """The ``recent`` most recently written deltas of ``space`` (LastModified, then key)."""
-    dated = sorted(
-        space.deltas, key=lambda d: (d.last_modified is not None, d.last_modified, d.key)
-    )
-    return dated[-recent:] if recent > 0 else []
+def _candidates(space: _Space, recent: int) -> list[_Delta]:
+    """The deltas that may be among the ``recent`` newest of ``space``: the newest by
+    LastModified, and every delta tied with the last of them (LastModified has a
+    one-second resolution, and ``rebase`` rewrites many deltas in one second)."""
+    if recent <= 0:
+        return []
+    stamps = sorted((d.last_modified for d in space.deltas if d.last_modified), reverse=True)
+    if len(stamps) < len(space.deltas) or len(stamps) <= recent:
+        return list(space.deltas)
+    cut = stamps[recent - 1]
+    return [d for d in space.deltas if d.last_modified is not None and d.last_modified >= cut]
+
+
+def _recent(candidates: list[_Delta], recent: int) -> list[_Delta]:
+    """The ``recent`` most recently written of the HEADed ``candidates``: by the write's
+    own time (``dg-created-at``), else LastModified, then key."""
+
+    def written(d: _Delta) -> tuple[float, str]:
+        moment = d.created_at or d.last_modified
+        return (moment.timestamp() if moment is not None else 0.0, d.key)
+
+    return sorted(candidates, key=written)[-recent:] if recent > 0 else []
 
 
 def _directory(
@@ -424,7 +442,7 @@ async def get_directory_stats(
         raise InvalidArgumentError(f"recent must be an int >= 0, got {recent!r}")
     listing = await _scan(ops.service.storage, bucket)
     spaces = {d: s for d, s in sorted(listing.spaces.items()) if d.startswith(prefix)}
-    chosen = {d: _recent(s, recent) for d, s in spaces.items()}
+    chosen = {d: _candidates(s, recent) for d, s in spaces.items()}
     wanted: dict[str, _Delta] = {}
     for directory, space in spaces.items():
         if mode == "detailed":
@@ -435,4 +453,4 @@ async def get_directory_stats(
             picked = chosen[directory]
         wanted.update((d.key, d) for d in picked)
     await _fetch_originals(ops, bucket, list(wanted.values()))
-    return [_directory(bucket, d, s, chosen[d], mode) for d, s in spaces.items()]
+    return [_directory(bucket, d, s, _recent(chosen[d], recent), mode) for d, s in spaces.items()]

@@ -64,6 +64,9 @@ def test_usage_errors(dg: Cli, moto_bucket: str) -> None:
     assert bad_ratio.exit_code == 2
     missing = dg("rebase", "s3://no-such-bucket-rebase/rel/")
     assert missing.exit_code == 3, missing.stderr
+    typo = dg("rebase", f"s3://{moto_bucket}/no-such-dir/")
+    assert typo.exit_code == 3, typo.stderr
+    assert "nothing under" in typo.stderr
 
 
 def test_stats_json_reports_each_directory(

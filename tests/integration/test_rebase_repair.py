@@ -127,7 +127,12 @@ async def test_recursive_repairs_every_directory_and_leaves_others_alone(
 async def test_bad_arguments_are_refused_by_name(
     plain: AsyncDeltaGliderClient, bucket: str
 ) -> None:
-    from deltaglider_async import BucketNotFoundError, InvalidRatioError, InvalidURLError
+    from deltaglider_async import (
+        BucketNotFoundError,
+        InvalidRatioError,
+        InvalidURLError,
+        NotFoundError,
+    )
 
     with pytest.raises(InvalidURLError):
         await plain.rebase("not-a-url")
@@ -135,6 +140,11 @@ async def test_bad_arguments_are_refused_by_name(
         await plain.rebase(f"s3://{bucket}/rel/", rebase_ratio=2)
     with pytest.raises(BucketNotFoundError):
         await plain.rebase("s3://no-such-bucket-for-rebase/rel/")
+    # A directory that does not exist is no successful repair.
+    with pytest.raises(NotFoundError, match="nothing under"):
+        await plain.rebase(f"s3://{bucket}/no-such-dir/")
+    with pytest.raises(NotFoundError):
+        await plain.rebase(f"s3://{bucket}/no-such-dir/", recursive=True)
 
 
 class _Killed(BaseException):
@@ -179,8 +189,10 @@ async def test_killed_after_any_write_loses_nothing_and_a_rerun_completes(
             for name, method in originals.items():
                 setattr(storage, name, method)
             await assert_reads_back(client, bucket, prefix, versions, tmp_path / f"o{stop_after}")
-            await client.rebase(f"s3://{bucket}/{prefix}/")
+            resumed = await client.rebase(f"s3://{bucket}/{prefix}/")
             assert stored_bytes(s3_admin, bucket, f"{prefix}/") == final, stop_after
+            # Its figures describe what is stored (a half-converted file counted once).
+            assert resumed.stored_after == final, stop_after
             await assert_reads_back(client, bucket, prefix, versions, tmp_path / f"p{stop_after}")
 
 
@@ -228,3 +240,45 @@ async def test_directory_stats_show_the_drift_and_its_repair(
     # The bucket's own figures count every reference as stored bytes.
     stats = await plain.get_bucket_stats(bucket, "detailed", use_cache=False)
     assert stats.compressed_size == stored_bytes(s3_admin, bucket, "")
+
+
+async def test_a_user_directory_can_never_take_the_key_of_a_later_reference(
+    plain: AsyncDeltaGliderClient, bucket: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    """Files can't be stored under ``<dir>/.deltaglider/`` (where later references live):
+    otherwise that directory's own reference.bin would be taken for one of ``<dir>``'s and
+    dropped by ``rebase`` or ``rm`` as unneeded."""
+    from deltaglider_async import ReservedKeyError
+
+    versions = await upload_drifted(plain, bucket, "app", tmp_path, 3)
+    nested = "app/.deltaglider/refs/00000001-0123456789abcdef"
+    path = tmp_path / "app-9.zip"
+    path.write_bytes(versions[0])
+    before = list_keys(s3_admin, bucket)
+    with pytest.raises(ReservedKeyError, match=r"\.deltaglider/"):
+        await plain.upload(path, f"s3://{bucket}/{nested}/")
+    with pytest.raises(ReservedKeyError):
+        await plain.put_object(Bucket=bucket, Key=f"{nested}/x.zip", Body=versions[1])
+    results = await plain.upload_many([path], f"s3://{bucket}/{nested}/")
+    assert isinstance(results[0].error, ReservedKeyError)
+    assert list_keys(s3_admin, bucket) == before
+    await plain.rebase(f"s3://{bucket}/app/")
+    await assert_reads_back(plain, bucket, "app", versions, tmp_path / "out")
+
+
+async def test_recent_means_most_recently_written_not_last_by_name(
+    plain: AsyncDeltaGliderClient, bucket: str, tmp_path: Path
+) -> None:
+    """Files written within one second (LastModified ties) are ordered by their write
+    time: with ``recent=1`` the ratio is the last upload's, whatever its name."""
+    versions = drifting_series(5, 64_000)
+    names = ["z-0.zip", "y-1.zip", "x-2.zip", "w-3.zip", "a-4.zip"]  # last written sorts first
+    ratios = {}
+    for name, data in zip(names, versions, strict=True):
+        path = tmp_path / name
+        path.write_bytes(data)
+        summary = await plain.upload(path, f"s3://{bucket}/rel/")
+        ratios[name] = summary.delta_ratio
+    [directory] = await plain.get_directory_stats(bucket, recent=1)
+    assert directory.recent == 1
+    assert directory.worst_recent_ratio == pytest.approx(ratios["a-4.zip"], abs=1e-3)

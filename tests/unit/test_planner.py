@@ -102,6 +102,11 @@ def test_empty_files_are_never_eligible(name: str) -> None:
         ".delta",
         "releases/",
         "/",
+        # deltaglider's own directories, at the root and inside every directory: a user
+        # file there could take the key of a directory's later reference.
+        ".deltaglider/stats_quick.json",
+        "app/.deltaglider/refs/00000001-0123456789abcdef/app-1.zip",
+        "a/b/.deltaglider/x.zip",
     ],
 )
 def test_reserved_keys_are_refused_naming_the_key(key: str) -> None:
@@ -125,6 +130,9 @@ def test_empty_key_is_refused() -> None:
         "reference.bin/a.zip",
         "a.deltas",
         "a.DELTA.txt",
+        "app/.deltaglider",
+        "app/x.deltaglider/a.zip",
+        "app/.deltaglider2/a.zip",
     ],
 )
 def test_ordinary_keys_are_accepted(key: str) -> None:
