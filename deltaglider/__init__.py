@@ -71,6 +71,7 @@ from deltaglider_async import (
     ResolvedObject,
     ResponseMetadata,
     S3Url,
+    Shard,
     StaleUpload,
     StatsMode,
     StorageError,
@@ -81,6 +82,7 @@ from deltaglider_async import (
     VerifyResult,
     __version__,
     check_user_key,
+    is_transient,
     validate_ratio,
 )
 
@@ -147,6 +149,7 @@ __all__ = [
     "ResolvedObject",
     "ResponseMetadata",
     "S3Url",
+    "Shard",
     "StaleUpload",
     "StatsMode",
     "StorageError",
@@ -159,5 +162,6 @@ __all__ = [
     "__version__",
     "check_user_key",
     "create_client",
+    "is_transient",
     "validate_ratio",
 ]

@@ -44,6 +44,7 @@ from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import ReservedKeyError as ReservedKeyError
 from ._errors import StorageError as StorageError
 from ._errors import UnverifiableObjectError as UnverifiableObjectError
+from ._errors import is_transient as is_transient
 from ._models import BucketStats as BucketStats
 from ._models import ContentChecks as ContentChecks
 from ._models import DeltaSpace as DeltaSpace
@@ -85,6 +86,7 @@ from .core.pool import ProgressCallback as ProgressCallback
 from .core.pool import run_jobs as run_jobs
 from .core.reads import ResolvedObject as ResolvedObject
 from .core.service import AsyncDeltaService as AsyncDeltaService
+from .core.shards import Shard as Shard
 from .core.stats import StatsMode as StatsMode
 
 __all__ = [
@@ -147,6 +149,7 @@ __all__ = [
     "ResolvedObject",
     "ResponseMetadata",
     "S3Url",
+    "Shard",
     "StaleUpload",
     "StatsMode",
     "StorageError",
@@ -159,6 +162,7 @@ __all__ = [
     "check_user_key",
     "create_async_client",
     "hold_log_level",
+    "is_transient",
     "release_log_level",
     "run_jobs",
     "validate_ratio",
