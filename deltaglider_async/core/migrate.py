@@ -34,16 +34,18 @@ from .._errors import (
     ObjectNotFoundError,
     ReservedKeyError,
     is_transient,
+    single_errors,
 )
 from .._models import DELTA_SUFFIX, ObjectKey, S3Url, UploadSummary
 from .._scratch import ScratchDir
 from ..ports.logger import LOGGER_NAME
+from ..ports.storage import ObjectHead, StoragePort
 from . import hidden
 from . import metadata as meta_codec
 from .bulk import concurrency_limit
 from .inventory import load_manifest, read_entries
 from .key_list import read_keys
-from .keys import KeyRole, logical_key, role
+from .keys import KeyRole, logical_key, role, stored_keys
 from .operations import Operations
 from .partitioned_listing import ListingCount, list_shard
 from .planner import check_user_key, validate_ratio
@@ -590,12 +592,12 @@ def _copier(
         if refused:
             return _Outcome("refused", reason=refused)
         check_user_key(target.key)
-        try:
-            resolved = await service.resolve(source)
-        except ObjectNotFoundError:
+        found = await _probe(service.storage, source.bucket, (source.key,))
+        if found is None:
             return _Outcome(
                 "refused", reason="it no longer exists (deleted since it was listed)", missing=True
             )
+        resolved = found
         if resolved.meta.kind is meta_codec.ObjectKind.BROKEN and role(source.key) is (
             KeyRole.DELTA
         ):
@@ -612,10 +614,7 @@ def _copier(
             direct = await service.storage.head(source.bucket, logical_key(source.key))
             if direct is not None:
                 return _Outcome("refused", reason=hidden.shadowed_reason(direct.key))
-        try:
-            existing: ResolvedObject | None = await service.resolve(target)
-        except ObjectNotFoundError:
-            existing = None
+        existing = await _probe(service.storage, target.bucket, stored_keys(target.key))
         size = resolved.original_size
         source_sha = resolved.meta.file_sha256
         hash_to_compare: str | None = None
@@ -650,6 +649,39 @@ def _copier(
         return _Outcome("migrated", UploadSummary.from_put(summary), got.size)
 
     return run
+
+
+async def _probe(
+    storage: StoragePort, bucket: str, candidates: tuple[str, ...]
+) -> ResolvedObject | None:
+    """The first of ``candidates`` (stored forms, in read order) that exists; one HEAD each,
+    concurrently.
+
+    Cheaper than the service's ``resolve``, which looks twice and HEADs the bucket before
+    saying "not found": here a miss only means one more copy (the destination bucket was
+    checked first), and a source key comes from a listing.
+    """
+    heads: dict[str, ObjectHead | None] = {}
+
+    async def head(key: str) -> None:
+        heads[key] = await storage.head(bucket, key)
+
+    with single_errors():
+        async with anyio.create_task_group() as tg:
+            for key in candidates:
+                tg.start_soon(head, key)
+    found = [key for key in candidates if heads[key] is not None]
+    if not found:
+        return None
+    first = heads[found[0]]
+    assert first is not None
+    return ResolvedObject(
+        ObjectKey(bucket, found[0]),
+        logical_key(found[0]),
+        first,
+        meta_codec.decode(first),
+        shadowed=found[1] if len(found) > 1 else None,
+    )
 
 
 def _report(
