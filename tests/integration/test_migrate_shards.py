@@ -186,7 +186,8 @@ async def test_plain_bucket_by_partitioned_listing_with_a_killed_shard(
         assert time.monotonic() < deadline, "shard 2 never saved a report"
         await anyio.sleep(0.02)
     processes[2].send_signal(signal.SIGKILL)
-    processes[2].wait(30)
+    processes[2].communicate(timeout=30)
+    assert processes[2].returncode == -signal.SIGKILL
     partial = json.loads(killed.read_text())
     first = [finish(p) for k, p in enumerate(processes) if k != 2]
 
