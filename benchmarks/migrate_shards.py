@@ -5,9 +5,10 @@ small similar objects (``--objects`` of them in ``--directories`` directories, 2
 of directories at the top, so the partitioned listing has prefixes to cut), then for each
 shard count runs ``deltaglider migrate --shard K/N`` as N parallel processes into a fresh
 destination prefix. Each shard talks to S3 through its own latency proxy process, which
-counts its requests by S3 operation. Prints, per shard count, the wall time until the last
-shard ended, and per shard the LIST requests it sent (the proxy's count and the command's
-own ``list_requests``) and the objects it migrated.
+counts its requests by bucket and S3 operation. Prints, per shard count, the wall time
+until the last shard ended, and per shard the LIST requests it sent to the source bucket (the proxy's
+count and the command's own ``list_requests``; the destination's LISTs belong to the
+write path) and the objects it migrated.
 
     PYTHONPATH=. .venv/bin/python benchmarks/migrate_shards.py \\
         [--server seaweedfs|moto] [--objects 20000] [--directories 500] \\
@@ -112,7 +113,7 @@ def run_shards(
                 "shard": k,
                 "migrated": len(document["results"]),
                 "list_requests": document["list_requests"],
-                "proxy_lists": stats.operations["ListObjectsV2"],
+                "proxy_lists": stats.bucket_operations["bench-src ListObjectsV2"],
                 "requests": stats.total_requests,
             }
         )

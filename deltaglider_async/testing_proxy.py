@@ -138,6 +138,8 @@ class ProxyStats:
     faults: Counter[str]
     #: Requests received, by S3 operation (:func:`operation_of`: ``ListObjectsV2``...).
     operations: Counter[str] = dataclasses.field(default_factory=Counter)
+    #: Requests received, by bucket and S3 operation (``"releases ListObjectsV2"``).
+    bucket_operations: Counter[str] = dataclasses.field(default_factory=Counter)
 
     @property
     def total_requests(self) -> int:
@@ -354,6 +356,7 @@ class FaultProxy:
         self._arrivals = 0
         self._requests: Counter[str] = Counter()
         self._operations: Counter[str] = Counter()
+        self._bucket_operations: Counter[str] = Counter()
         self._injected: Counter[str] = Counter()
         self.configure(delay=delay, fault_rate=fault_rate, faults=faults)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -401,7 +404,10 @@ class FaultProxy:
         """A snapshot of the counters."""
         with self._lock:
             return ProxyStats(
-                Counter(self._requests), Counter(self._injected), Counter(self._operations)
+                Counter(self._requests),
+                Counter(self._injected),
+                Counter(self._operations),
+                Counter(self._bucket_operations),
             )
 
     def reset_stats(self) -> None:
@@ -409,13 +415,17 @@ class FaultProxy:
         with self._lock:
             self._requests.clear()
             self._operations.clear()
+            self._bucket_operations.clear()
             self._injected.clear()
             self._arrivals = 0
 
     def _decide(self, request: ProxyRequest) -> tuple[float, str | None]:
         with self._lock:
             self._requests[request.method] += 1
-            self._operations[operation_of(request.method, request.target, request.headers)] += 1
+            operation = operation_of(request.method, request.target, request.headers)
+            bucket = request.target.partition("?")[0].strip("/").partition("/")[0]
+            self._operations[operation] += 1
+            self._bucket_operations[f"{bucket} {operation}"] += 1
             index, self._arrivals = self._arrivals, self._arrivals + 1
             delay = self._delay
             if self._extra_delay is not None:
@@ -794,7 +804,10 @@ class ProxyProcess:
         with open(self._stats_file, encoding="utf-8") as f:
             data = json.load(f)
         return ProxyStats(
-            Counter(data["requests"]), Counter(data["faults"]), Counter(data["operations"])
+            Counter(data["requests"]),
+            Counter(data["faults"]),
+            Counter(data["operations"]),
+            Counter(data["bucket_operations"]),
         )
 
     def __enter__(self) -> Self:
@@ -848,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "requests": counters.requests,
             "faults": counters.faults,
             "operations": counters.operations,
+            "bucket_operations": counters.bucket_operations,
         }
         with open(args.stats_file, "w", encoding="utf-8") as f:
             json.dump(document, f)
