@@ -6,9 +6,9 @@ of directories at the top, so the partitioned listing has prefixes to cut), then
 shard count runs ``deltaglider migrate --shard K/N`` as N parallel processes into a fresh
 destination prefix. Each shard talks to S3 through its own latency proxy process, which
 counts its requests by bucket and S3 operation. Prints, per shard count, the wall time
-until the last shard ended, and per shard the LIST requests it sent to the source bucket (the proxy's
-count and the command's own ``list_requests``; the destination's LISTs belong to the
-write path) and the objects it migrated.
+until the last shard ended, and per shard the LIST requests it sent to the source bucket
+(the proxy's count and the command's own ``list_requests``; the destination's LISTs
+belong to the write path) and the objects it migrated.
 
     PYTHONPATH=. .venv/bin/python benchmarks/migrate_shards.py \\
         [--server seaweedfs|moto] [--objects 20000] [--directories 500] \\
