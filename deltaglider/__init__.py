@@ -74,6 +74,7 @@ from deltaglider_async import (
     ResolvedObject,
     ResponseMetadata,
     S3Url,
+    Shard,
     SpaceRebase,
     StaleUpload,
     StatsMode,
@@ -85,6 +86,7 @@ from deltaglider_async import (
     VerifyResult,
     __version__,
     check_user_key,
+    is_transient,
     validate_ratio,
 )
 
@@ -154,6 +156,7 @@ __all__ = [
     "ResolvedObject",
     "ResponseMetadata",
     "S3Url",
+    "Shard",
     "SpaceRebase",
     "StaleUpload",
     "StatsMode",
@@ -167,5 +170,6 @@ __all__ = [
     "__version__",
     "check_user_key",
     "create_client",
+    "is_transient",
     "validate_ratio",
 ]

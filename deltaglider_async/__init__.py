@@ -44,6 +44,7 @@ from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import ReservedKeyError as ReservedKeyError
 from ._errors import StorageError as StorageError
 from ._errors import UnverifiableObjectError as UnverifiableObjectError
+from ._errors import is_transient as is_transient
 from ._models import BucketStats as BucketStats
 from ._models import ContentChecks as ContentChecks
 from ._models import DeltaSpace as DeltaSpace
@@ -91,6 +92,7 @@ from .core.rebase import RebaseReport as RebaseReport
 from .core.reencode import RebasedFile as RebasedFile
 from .core.reencode import SpaceRebase as SpaceRebase
 from .core.service import AsyncDeltaService as AsyncDeltaService
+from .core.shards import Shard as Shard
 from .core.stats import StatsMode as StatsMode
 
 __all__ = [
@@ -156,6 +158,7 @@ __all__ = [
     "ResolvedObject",
     "ResponseMetadata",
     "S3Url",
+    "Shard",
     "SpaceRebase",
     "StaleUpload",
     "StatsMode",
@@ -170,6 +173,7 @@ __all__ = [
     "check_user_key",
     "create_async_client",
     "hold_log_level",
+    "is_transient",
     "make_paginator",
     "release_log_level",
     "run_jobs",

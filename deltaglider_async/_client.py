@@ -32,7 +32,7 @@ from collections.abc import (
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, ParamSpec, Self, TypeVar, cast
+from typing import Any, Final, Literal, ParamSpec, Self, TypeVar, cast
 from urllib.parse import quote
 
 import anyio
@@ -1213,7 +1213,12 @@ class AsyncDeltaGliderClient(TransferMethods):
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
         dry_run: bool = False,
-        shard: tuple[int, int] | None = None,
+        shard: tuple[int, int] | Literal["auto"] | None = None,
+        shards: int | None = None,
+        from_list: str | None = None,
+        inventory: str | None = None,
+        report: str | None = None,
+        report_interval: float = 30.0,
         max_concurrency: int | None = None,
         max_ratio: float | None = None,
         progress: ProgressCallback | None = None,
@@ -1223,9 +1228,20 @@ class AsyncDeltaGliderClient(TransferMethods):
         The source may be a plain bucket or a deltaglider one (objects are reconstructed
         and verified first). Resumable: objects already at the destination with the same
         SHA-256 are skipped. ``include``/``exclude`` are fnmatch patterns on the key
-        relative to the source prefix (exclude wins). ``shard=(k, n)`` processes only the
-        deltaspaces whose stable hash falls in shard ``k`` of ``n``, so ``n`` machines can
-        split one job. ``dry_run`` writes nothing and lists what would be copied.
+        relative to the source prefix (exclude wins). ``dry_run`` writes nothing and lists
+        what would be copied.
+
+        ``shard=(k, n)`` does part ``k`` of ``n``, so ``n`` processes split one job;
+        ``shard="auto"`` takes ``k`` from ``JOB_COMPLETION_INDEX`` (Kubernetes Indexed
+        Job) or ``AWS_BATCH_JOB_ARRAY_INDEX`` (AWS Batch array job) and ``n`` from
+        ``shards`` or ``AWS_BATCH_JOB_ARRAY_SIZE``. Each shard reads only its part of the
+        source: of the key list ``from_list`` (local path or ``s3://``, one key a line),
+        of the S3 Inventory report whose ``manifest.json`` is ``inventory`` (CSV format),
+        or else of a listing cut by prefix. ``report`` (``s3://`` prefix or local
+        directory) keeps this run's JSON report there, saved atomically every
+        ``report_interval`` seconds and at the end; a rerun of the same shard resumes
+        from it. Raises :class:`InvalidArgumentError` for a bad ``shard`` or no shard in
+        the environment; see :func:`deltaglider_async.core.migrate.migrate`.
         """
         return await _migrate.migrate(
             self._operations(),
@@ -1235,6 +1251,12 @@ class AsyncDeltaGliderClient(TransferMethods):
             exclude=exclude,
             dry_run=dry_run,
             shard=shard,
+            shards=shards,
+            environ=os.environ,
+            from_list=None if from_list is None else os.fspath(from_list),
+            inventory=None if inventory is None else os.fspath(inventory),
+            report=None if report is None else os.fspath(report),
+            report_interval=report_interval,
             max_concurrency=max_concurrency,
             max_ratio=max_ratio,
             progress=progress,

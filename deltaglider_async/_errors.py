@@ -267,6 +267,28 @@ exceptions: Any = SimpleNamespace(
 )
 
 
+#: HTTP statuses that say "try again later": timeout, throttling, server-side failures.
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` may pass if the same operation runs again later.
+
+    True for an object store that failed without a definite answer (a dropped connection,
+    a timeout, throttling or a 5xx that outlasted the retries), an object replaced while
+    it was read (:class:`ObjectChangedError`), an xdelta3 process that was killed
+    (:class:`DiffToolFailedError`) and a local file system that failed
+    (:class:`LocalFileError`, such as a full disk). False for every definite refusal: not
+    found, access denied, bad arguments, integrity failures, a missing xdelta3.
+    """
+    if isinstance(error, ObjectChangedError | DiffToolFailedError | LocalFileError):
+        return True
+    if type(error) is not StorageError:
+        return False
+    status = error.response["ResponseMetadata"].get("HTTPStatusCode")
+    return status is None or status in _TRANSIENT_STATUSES
+
+
 def local_error(exc: OSError, path: object, action: str) -> DeltaGliderError:
     """The library's error for a local file operation that failed with ``exc``.
 

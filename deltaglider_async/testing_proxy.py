@@ -54,6 +54,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import random
 import re
 import secrets
@@ -80,6 +81,7 @@ __all__ = [
     "ProxyProcess",
     "ProxyRequest",
     "ProxyStats",
+    "operation_of",
 ]
 
 FaultKind = Literal[
@@ -134,6 +136,10 @@ class ProxyStats:
     requests: Counter[str]
     #: Faults injected, by kind.
     faults: Counter[str]
+    #: Requests received, by S3 operation (:func:`operation_of`: ``ListObjectsV2``...).
+    operations: Counter[str] = dataclasses.field(default_factory=Counter)
+    #: Requests received, by bucket and S3 operation (``"releases ListObjectsV2"``).
+    bucket_operations: Counter[str] = dataclasses.field(default_factory=Counter)
 
     @property
     def total_requests(self) -> int:
@@ -144,6 +150,33 @@ class ProxyStats:
     def total_faults(self) -> int:
         """Faults injected."""
         return sum(self.faults.values())
+
+
+def operation_of(method: str, target: str, headers: Mapping[str, str] | None = None) -> str:
+    """The S3 operation of a path-style request (``ListObjectsV2``, ``HeadObject``...).
+
+    Operations this proxy does not tell apart are named by their HTTP method.
+    """
+    path, _, query = target.partition("?")
+    params = {part.partition("=")[0] for part in query.split("&") if part}
+    has_key = "/" in path.strip("/")
+    if method == "GET":
+        if "list-type" in params:
+            return "ListObjectsV2"
+        if "uploads" in params:
+            return "ListMultipartUploads"
+        return "GetObject" if has_key else "ListObjects"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    if method == "PUT" and has_key:
+        if "partNumber" in params:
+            return "UploadPart"
+        return "CopyObject" if headers and "x-amz-copy-source" in headers else "PutObject"
+    if method == "POST" and "delete" in params:
+        return "DeleteObjects"
+    if method == "DELETE" and has_key:
+        return "AbortMultipartUpload" if "uploadId" in params else "DeleteObject"
+    return method
 
 
 class _ClosedByPeer(Exception):
@@ -322,6 +355,8 @@ class FaultProxy:
         self._extra_delay = extra_delay
         self._arrivals = 0
         self._requests: Counter[str] = Counter()
+        self._operations: Counter[str] = Counter()
+        self._bucket_operations: Counter[str] = Counter()
         self._injected: Counter[str] = Counter()
         self.configure(delay=delay, fault_rate=fault_rate, faults=faults)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -368,18 +403,29 @@ class FaultProxy:
     def stats(self) -> ProxyStats:
         """A snapshot of the counters."""
         with self._lock:
-            return ProxyStats(Counter(self._requests), Counter(self._injected))
+            return ProxyStats(
+                Counter(self._requests),
+                Counter(self._injected),
+                Counter(self._operations),
+                Counter(self._bucket_operations),
+            )
 
     def reset_stats(self) -> None:
         """Zero the counters."""
         with self._lock:
             self._requests.clear()
+            self._operations.clear()
+            self._bucket_operations.clear()
             self._injected.clear()
             self._arrivals = 0
 
     def _decide(self, request: ProxyRequest) -> tuple[float, str | None]:
         with self._lock:
             self._requests[request.method] += 1
+            operation = operation_of(request.method, request.target, request.headers)
+            bucket = request.target.partition("?")[0].strip("/").partition("/")[0]
+            self._operations[operation] += 1
+            self._bucket_operations[f"{bucket} {operation}"] += 1
             index, self._arrivals = self._arrivals, self._arrivals + 1
             delay = self._delay
             if self._extra_delay is not None:
@@ -665,6 +711,8 @@ class ProxyProcess:
 
     Same arguments as :class:`FaultProxy` except ``fault_filter``; settings are fixed for
     the life of the process. Use it as a context manager; ``endpoint_url`` is the proxy.
+    With ``stats_file``, the child writes its counters there (JSON) when it stops, and
+    :meth:`stats` reads them back once it has.
     """
 
     def __init__(
@@ -675,7 +723,9 @@ class ProxyProcess:
         fault_rate: float = 0.0,
         faults: Sequence[FaultKind] = DEFAULT_FAULTS,
         seed: int = 0,
+        stats_file: str | None = None,
     ) -> None:
+        self._stats_file = stats_file
         self._args = [
             "--upstream",
             upstream_url,
@@ -687,6 +737,7 @@ class ProxyProcess:
             ",".join(faults),
             "--seed",
             str(seed),
+            *(["--stats-file", stats_file] if stats_file else []),
         ]
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
@@ -746,6 +797,19 @@ class ProxyProcess:
             process.kill()
             process.wait(_STOP_TIMEOUT)
 
+    def stats(self) -> ProxyStats:
+        """The counters the stopped child wrote to ``stats_file``."""
+        if self._stats_file is None or self._process is not None:
+            raise RuntimeError("stats are read from stats_file once the proxy process stopped")
+        with open(self._stats_file, encoding="utf-8") as f:
+            data = json.load(f)
+        return ProxyStats(
+            Counter(data["requests"]),
+            Counter(data["faults"]),
+            Counter(data["operations"]),
+            Counter(data["bucket_operations"]),
+        )
+
     def __enter__(self) -> Self:
         return self.start()
 
@@ -767,6 +831,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--faults", default=",".join(DEFAULT_FAULTS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stats-file", help="write the counters there (JSON) on exit")
     args = parser.parse_args(argv)
     faults = [f for f in args.faults.split(",") if f]
     proxy = FaultProxy(
@@ -790,6 +855,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         await serving
 
     asyncio.run(run())
+    if args.stats_file:
+        counters = proxy.stats()
+        document = {
+            "requests": counters.requests,
+            "faults": counters.faults,
+            "operations": counters.operations,
+            "bucket_operations": counters.bucket_operations,
+        }
+        with open(args.stats_file, "w", encoding="utf-8") as f:
+            json.dump(document, f)
 
 
 if __name__ == "__main__":

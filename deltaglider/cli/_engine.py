@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -29,6 +29,7 @@ from deltaglider_async import (
     UploadSummary,
     VerifyResult,
     check_user_key,
+    is_transient,
     run_jobs,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "copy_many",
     "download_many",
     "get_bucket_stats",
+    "is_transient",
     "migrate",
     "run_each",
     "upload_many",
@@ -95,11 +97,17 @@ async def migrate(
     include: Iterable[str],
     exclude: Iterable[str],
     dry_run: bool,
-    shard: tuple[int, int] | None,
+    shard: tuple[int, int] | Literal["auto"] | None,
+    shards: int | None = None,
+    from_list: str | None = None,
+    inventory: str | None = None,
+    report: str | None = None,
+    report_interval: float = 30.0,
     max_ratio: float | None,
     progress: ProgressCallback | None,
 ) -> MigrationReport:
-    """Copy every object under ``source_url`` to ``dest_url``, delta-compressed, resumably."""
+    """Copy every object under ``source_url`` to ``dest_url``, delta-compressed, resumably
+    (sharded, from a key list or an inventory, with a report: see ``client.migrate``)."""
     return await client.migrate(
         source_url,
         dest_url,
@@ -107,6 +115,11 @@ async def migrate(
         exclude=exclude,
         dry_run=dry_run,
         shard=shard,
+        shards=shards,
+        from_list=from_list,
+        inventory=inventory,
+        report=report,
+        report_interval=report_interval,
         max_ratio=max_ratio,
         progress=progress,
     )

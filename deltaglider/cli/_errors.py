@@ -16,6 +16,8 @@ one of these exit codes (a traceback is printed too, before that line, only with
     4     access denied, or no usable credentials
     5     integrity failure: stored data does not match its recorded SHA-256
     6     xdelta3 is missing or failing
+    75    temporary failure (``migrate``): what failed may pass if the same command
+          runs again (throttling, a 5xx, a dropped connection), which resumes it
     130   interrupted (Ctrl-C)
     ====  =====================================================================
 
@@ -55,6 +57,7 @@ class ExitCode(enum.IntEnum):
     ACCESS_DENIED = 4
     INTEGRITY = 5
     XDELTA3 = 6
+    TEMPORARY = 75
     INTERRUPTED = 130
 
 

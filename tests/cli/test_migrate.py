@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from deltaglider_async.testing import LocalS3
+from deltaglider_async.testing_proxy import FaultProxy, ProxyRequest
+
 from .conftest import Cli, raw_keys
 
 PLAIN = {f"plain/v{n}/app.txt": f"version {n} ".encode() * 500 for n in range(3)} | {
@@ -140,3 +143,74 @@ def test_overlapping_prefixes_are_a_usage_error(
 
     assert result.exit_code == 2
     assert "overlap" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "auto", "--shards", "2"], "JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX"),
+        (["--shard", "auto"], "JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX"),
+        (["--shards", "2"], "--shards goes with --shard auto"),
+        (["--from-list", "k.txt", "--inventory", "m.json"], "not both"),
+        (["--inventory", "s3://"], "--inventory"),
+    ],
+)
+def test_shard_usage_errors(
+    dg: Cli, moto_bucket: str, plain_source: str, args: list[str], message: str
+) -> None:
+    result = dg("migrate", plain_source, f"s3://{moto_bucket}/dest/", "--yes", *args)
+
+    assert result.exit_code == 2, result.stdout
+    assert message in result.stderr
+
+
+def test_shard_auto_from_an_indexed_job(
+    moto_s3: LocalS3, moto_bucket: str, moto_admin: Any, plain_source: str, tmp_path: Path
+) -> None:
+    dest = f"s3://{moto_bucket}/dest/"
+    done = []
+    for index in range(2):
+        pod = Cli(moto_s3, JOB_COMPLETION_INDEX=str(index))
+        result = pod(
+            "migrate",
+            plain_source,
+            dest,
+            "--yes",
+            "--json",
+            "--shard",
+            "auto",
+            "--shards",
+            "2",
+            "--report",
+            str(tmp_path / "reports"),
+        )
+        assert result.exit_code == 0, result.stderr
+        document = json.loads(result.stdout)
+        assert document["shard"] == f"{index}/2"
+        assert document["list_requests"] >= 1
+        assert document["report"] == str(tmp_path / "reports" / f"shard-{index:05d}-of-00002.json")
+        done += [r["source"] for r in document["results"]]
+
+    assert sorted(done) == sorted(f"s3://{moto_bucket}/{k}" for k in PLAIN)
+    assert _migrated(moto_admin, moto_bucket) == {k.replace("plain/", "dest/", 1) for k in PLAIN}
+
+
+def test_only_temporary_failures_exit_with_75(
+    moto_s3: LocalS3, moto_bucket: str, moto_admin: Any, plain_source: str
+) -> None:
+    def puts_of_readme(request: ProxyRequest) -> bool:
+        return request.method == "PUT" and "/dest/readme.md" in request.target
+
+    with FaultProxy(
+        moto_s3.endpoint_url, fault_rate=1.0, faults=["503"], fault_filter=puts_of_readme
+    ) as proxy:
+        result = Cli(proxy.wrap(moto_s3))(
+            "migrate", plain_source, f"s3://{moto_bucket}/dest/", "--yes"
+        )
+
+    assert result.exit_code == 75, result.stderr
+    assert "1 of 5 objects failed" in result.stderr
+    assert "run the same command again to resume" in result.stderr
+    assert _migrated(moto_admin, moto_bucket) == {
+        k.replace("plain/", "dest/", 1) for k in PLAIN if k != "plain/readme.md"
+    }

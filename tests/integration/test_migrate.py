@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +16,8 @@ from deltaglider_async import (
     BucketNotFoundError,
     DeltaGliderConfig,
     InvalidArgumentError,
+    ObjectNotFoundError,
+    Shard,
 )
 from deltaglider_async.core.bulk import Progress
 from deltaglider_async.core.migrate import shard_of
@@ -306,3 +309,114 @@ async def test_nothing_the_user_owns_is_dropped_or_renamed(
     # A dry run reports the same.
     dry = await client.migrate(src, f"s3://{bucket}/again/", dry_run=True)
     assert sorted(r.source for r in dry.refused) == sorted(refused)
+
+
+async def test_key_list_split_over_shards_with_reports_that_resume(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    source_bucket: str,
+    plain_source: dict[str, bytes],
+    s3_admin: Any,
+    tmp_path: Path,
+) -> None:
+    apps = sorted(k for k in plain_source if k.startswith("apps/"))
+    lines = [*apps, "", "docs/readme.txt", "apps/ghost.zip"]
+    s3_admin.put_object(Bucket=bucket, Key="lists/keys.txt", Body="\n".join(lines).encode())
+    source, dest = f"s3://{source_bucket}/apps/", f"s3://{bucket}/copy/"
+    reports = tmp_path / "reports"
+
+    runs = [
+        await client.migrate(
+            source,
+            dest,
+            shard=(k, 3),
+            from_list=f"s3://{bucket}/lists/keys.txt",
+            report=str(reports),
+        )
+        for k in range(3)
+    ]
+
+    migrated = [r.source for run in runs for r in run.migrated]
+    assert sorted(migrated) == [f"s3://{source_bucket}/{k}" for k in apps]
+    assert all(run.ok and run.list_requests == 0 for run in runs)
+    refused = {r.source: r.error for run in runs for r in run.refused}
+    assert set(refused) == {
+        f"s3://{source_bucket}/docs/readme.txt",
+        f"s3://{source_bucket}/apps/ghost.zip",
+    }
+    assert "not under the source prefix" in str(refused[f"s3://{source_bucket}/docs/readme.txt"])
+    assert isinstance(refused[f"s3://{source_bucket}/apps/ghost.zip"], ObjectNotFoundError)
+    documents = [
+        json.loads((reports / f"shard-{k:05d}-of-00003.json").read_text()) for k in range(3)
+    ]
+    assert [run.report_url for run in runs] == [
+        str(reports / f"shard-{k:05d}-of-00003.json") for k in range(3)
+    ]
+    assert all(d["status"] == "complete" and d["input"].startswith("key list") for d in documents)
+    recorded = sorted(item["source"] for d in documents for item in d["objects"])
+    assert recorded == sorted([*migrated, *refused])
+
+    # A rerun of one shard finds everything at the destination and keeps the record of
+    # what the first run migrated (a key list has no ETag to trust, so it checks).
+    again = await client.migrate(
+        source, dest, shard=(1, 3), from_list=f"s3://{bucket}/lists/keys.txt", report=str(reports)
+    )
+    assert again.migrated == []
+    assert len(again.skipped) == len(runs[1].migrated)
+    after = json.loads((reports / "shard-00001-of-00003.json").read_text())
+    assert [item["outcome"] for item in after["objects"]] == [
+        item["outcome"] for item in documents[1]["objects"]
+    ]
+
+
+async def test_listing_report_resumes_without_touching_what_is_done(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    source_bucket: str,
+    plain_source: dict[str, bytes],
+    s3_admin: Any,
+) -> None:
+    source, dest = f"s3://{source_bucket}/", f"s3://{bucket}/copy/"
+    reports = f"s3://{bucket}/reports"
+    first = await client.migrate(source, dest, report=reports, shard=(0, 1))
+    assert first.ok
+    changed = "tools/d/app-1.0.1.zip"
+    s3_admin.put_object(Bucket=source_bucket, Key=changed, Body=b"a new build")
+    # Remove a migrated object at the destination: the report (source unchanged) is
+    # trusted, so the rerun does not look for it; a run without the report does.
+    s3_admin.delete_object(Bucket=bucket, Key="copy/docs/readme.txt")
+
+    rerun = await client.migrate(source, dest, report=reports, shard=(0, 1))
+
+    assert [r.source for r in rerun.migrated] == [f"s3://{source_bucket}/{changed}"]
+    assert len(rerun.skipped) == len(plain_source) - 1
+    body = s3_admin.get_object(Bucket=bucket, Key="reports/shard-00000-of-00001.json")["Body"]
+    document = json.loads(body.read())
+    assert document["shard"] == {"index": 0, "count": 1}
+    assert {item["outcome"] for item in document["objects"]} == {"migrated", "refused"}
+    plain = await client.migrate(source, dest)
+    assert [r.source for r in plain.migrated] == [f"s3://{source_bucket}/docs/readme.txt"]
+    with pytest.raises(InvalidArgumentError, match="report of another migration"):
+        await client.migrate(source, f"s3://{bucket}/elsewhere/", report=reports, shard=(0, 1))
+
+
+async def test_shard_auto_from_the_job_engine(
+    client: AsyncDeltaGliderClient,
+    bucket: str,
+    source_bucket: str,
+    plain_source: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source, dest = f"s3://{source_bucket}/", f"s3://{bucket}/"
+    with pytest.raises(InvalidArgumentError, match="JOB_COMPLETION_INDEX"):
+        await client.migrate(source, dest, shard="auto", shards=2, dry_run=True)
+    planned: set[str] = set()
+    for k in range(2):
+        monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", str(k))
+        monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_SIZE", "2")
+        report = await client.migrate(source, dest, shard="auto", dry_run=True)
+        assert report.shard == Shard(k, 2)
+        assert report.list_requests > 0
+        assert not planned & {r.source for r in report.planned}
+        planned |= {r.source for r in report.planned}
+    assert planned == {f"s3://{source_bucket}/{k}" for k in plain_source}
