@@ -16,7 +16,7 @@ from fsspec.tests.abstract.put import AbstractPutTests
 from deltaglider_async.filesystem import DeltaGliderFileSystem
 
 
-class DeltaGliderFixtures(AbstractFixtures):
+class DeltaGliderFixtures(AbstractFixtures):  # type: ignore[misc]
     """The fixtures fsspec's abstract tests ask a filesystem to provide."""
 
     @pytest.fixture

@@ -171,22 +171,25 @@ def test_reads_return_the_exact_bytes(
 
 
 def test_open_reads_a_delta_with_one_reconstruction(
-    dg_fs: DeltaGliderFileSystem, bucket: str, uploaded: list[Path]
+    dg_fs: DeltaGliderFileSystem,
+    bucket: str,
+    uploaded: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = f"{bucket}/rel/{uploaded[1].name}"
     original = uploaded[1].read_bytes()
-    calls: list[tuple[str, Any]] = []
+    fetched: list[str] = []
     fetch = dg_fs._read_into
 
-    async def counting(*args: Any) -> None:
-        calls.append(args[:1])
-        await fetch(*args)
+    async def counting(path: str, target: Any, etag: str | None = None) -> None:
+        fetched.append(path)
+        await fetch(path, target, etag)
 
-    dg_fs._read_into = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(dg_fs, "_read_into", counting)
     with dg_fs.open(path, "rb", block_size=1024, cache_type="none") as f:
         parts = [f.read(1024) for _ in range(len(original) // 1024 + 1)]
     assert b"".join(parts) == original
-    assert calls == [(path,)]
+    assert fetched == [path]
 
 
 @pytest.mark.parametrize("stored_as", ["delta", "direct"])
