@@ -93,6 +93,10 @@ _WRITE_MODES: Final[Mapping[str, Mapping[str, Any]]] = {
 }
 
 
+#: Closings scheduled on a loop from its own thread, kept referenced until they end.
+_CLOSING: Final[set[asyncio.Task[None]]] = set()
+
+
 class _Clients:
     """The clients of one filesystem, one per event loop, and their closing.
 
@@ -122,10 +126,11 @@ class _Clients:
             await client.aclose()
 
     def close_all(self) -> None:
-        """Close every client whose loop still runs, from a thread outside those loops.
+        """Close every client whose loop still runs.
 
-        A client of a loop that is closed already, or of the calling thread's own running
-        loop (which cannot be waited on from here), is only forgotten.
+        From another thread, wait (bounded) for each to close; on a client's own loop
+        thread (a finalizer may run there), schedule its closing instead. A client of a
+        loop that no longer runs is only forgotten.
         """
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -133,7 +138,12 @@ class _Clients:
             running = None
         for loop, client in list(self.by_loop.items()):
             self.by_loop.pop(loop, None)
-            if loop.is_closed() or not loop.is_running() or loop is running:
+            if loop.is_closed() or not loop.is_running():
+                continue
+            if loop is running:
+                task = loop.create_task(client.aclose())
+                _CLOSING.add(task)
+                task.add_done_callback(_CLOSING.discard)
                 continue
             future = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
             try:
@@ -407,8 +417,8 @@ class DeltaGliderFileSystem(AsyncFileSystem):  # type: ignore[misc]
             if not page["IsTruncated"]:
                 break
             extra = {"ContinuationToken": page["NextContinuationToken"]}
-        if out and withdirs and key:
-            out[path] = self._dir_entry(path)
+        if out and withdirs:
+            out[path] = self._dir_entry(path)  # the root too, as fsspec's own find()
         if not out and key and not name_prefix:
             # find() of a file is the file itself, as fsspec's own find answers.
             try:

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from deltaglider import DeltaGliderClient
 from deltaglider_async.filesystem import DeltaGliderFileSystem
 from deltaglider_async.testing import LocalS3
 
 from .conftest import raw_keys, storage_options
+
+
+@pytest.fixture
+def options(s3_server: LocalS3) -> Iterator[dict[str, Any]]:
+    """``storage_options`` for pandas; the filesystem fsspec caches for them is closed after."""
+    given = storage_options(s3_server)
+    try:
+        yield given
+    finally:
+        fsspec.filesystem("dg", **given).close()
 
 
 def _frame(rows: int) -> pd.DataFrame:
@@ -36,7 +49,7 @@ def _zipped_csv(frame: pd.DataFrame, member: str) -> bytes:
 
 
 def test_pandas_read_csv_reads_plain_and_delta_uploads(
-    s3_server: LocalS3,
+    options: dict[str, Any],
     dg_client: DeltaGliderClient,
     bucket: str,
     s3_admin: Any,
@@ -53,7 +66,6 @@ def test_pandas_read_csv_reads_plain_and_delta_uploads(
         versions.append(path)
     assert "exports/orders-day2.csv.zip.delta" in raw_keys(s3_admin, bucket)
 
-    options = {**storage_options(s3_server), "skip_instance_cache": True}
     read_plain = pd.read_csv(f"dg://{bucket}/tables/orders.csv", storage_options=options)
     read_delta = pd.read_csv(f"dg://{bucket}/exports/orders-day2.csv.zip", storage_options=options)
 
@@ -62,9 +74,8 @@ def test_pandas_read_csv_reads_plain_and_delta_uploads(
 
 
 def test_pandas_writes_through_dg_are_delta_compressed(
-    s3_server: LocalS3, bucket: str, s3_admin: Any
+    options: dict[str, Any], bucket: str, s3_admin: Any
 ) -> None:
-    options = {**storage_options(s3_server), "skip_instance_cache": True}
     for day in (1, 2):
         _frame(20_000 + 100 * day).to_csv(
             f"dg://{bucket}/exports/day{day}.csv.zip", index=False, storage_options=options

@@ -8,18 +8,21 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import fsspec
 import pytest
+from fsspec.asyn import sync
 
 from deltaglider import DeltaGliderClient
 from deltaglider_async import (
     BucketNotEmptyError,
+    ClientState,
     IntegrityError,
     InvalidArgumentError,
     InvalidRatioError,
     ReservedKeyError,
 )
-from deltaglider_async.filesystem import DeltaGliderFile, DeltaGliderFileSystem
+from deltaglider_async.filesystem import _CLOSING, DeltaGliderFile, DeltaGliderFileSystem
 from deltaglider_async.testing import LocalS3
 from tests.archives import make_zip_versions
 
@@ -114,7 +117,10 @@ def test_listing_shows_logical_names_and_original_sizes(
     assert dg_fs.ls(names[0], detail=False) == [names[0]]
 
     assert dg_fs.find(bucket) == names
-    assert dg_fs.find(bucket, withdirs=True) == [f"{bucket}/rel", *names]
+    assert dg_fs.find(bucket, withdirs=True) == [bucket, f"{bucket}/rel", *names]
+    assert dg_fs.find(f"{bucket}/rel", maxdepth=1, detail=True)[names[0]]["size"] == (
+        uploaded[0].stat().st_size
+    )
     assert dg_fs.glob(f"{bucket}/**/*1.zip") == [names[1]]
     assert dg_fs.glob(f"dg://{bucket}/rel/app-*") == names
     assert dg_fs.du(bucket) == sum(p.stat().st_size for p in uploaded)
@@ -388,7 +394,7 @@ async def test_coroutines_on_the_callers_loop(s3_server: LocalS3, bucket: str) -
             fs.open(f"{bucket}/async/a.txt", "rb")
     finally:
         await fs.aclose()
-    assert first.state.value == "closed"
+    assert first.state is ClientState.CLOSED
 
 
 def test_a_pickled_filesystem_reads_the_same_store(
@@ -408,3 +414,21 @@ def test_close_releases_the_client_and_a_later_call_opens_another(
     dg_fs.pipe(f"{bucket}/c.txt", b"one")
     dg_fs.close()
     assert dg_fs.cat(f"{bucket}/c.txt") == b"one"
+
+
+def test_closing_from_the_clients_own_loop_thread_still_closes_it(
+    dg_fs: DeltaGliderFileSystem, bucket: str
+) -> None:
+    # A filesystem may be garbage-collected on fsspec's IO thread, where its finalizer
+    # cannot wait for the loop it runs on.
+    dg_fs.pipe(f"{bucket}/x.txt", b"x")
+    client = sync(dg_fs.loop, dg_fs._client)
+
+    async def close_on_the_loop() -> None:
+        dg_fs._clients.close_all()
+        with anyio.fail_after(30):
+            while _CLOSING:
+                await anyio.sleep(0.01)
+
+    sync(dg_fs.loop, close_on_the_loop)
+    assert client.state is ClientState.CLOSED
