@@ -3,6 +3,7 @@ delta-compressed writes, through fsspec's own entry points."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import uuid
 from pathlib import Path
@@ -296,6 +297,16 @@ def test_append_extends_the_verified_content(dg_fs: DeltaGliderFileSystem, bucke
     assert dg_fs.cat(path) == b"one\ntwo\n"
 
 
+def test_a_transaction_stores_its_files_when_it_ends(
+    dg_fs: DeltaGliderFileSystem, bucket: str
+) -> None:
+    with dg_fs.transaction:
+        with dg_fs.open(f"{bucket}/tx/a.txt", "wb") as f:
+            f.write(b"in a transaction")
+        assert not dg_fs.exists(f"{bucket}/tx/a.txt")
+    assert dg_fs.cat(f"{bucket}/tx/a.txt") == b"in a transaction"
+
+
 def test_text_mode_and_put_object_options(dg_fs: DeltaGliderFileSystem, bucket: str) -> None:
     with dg_fs.open(f"{bucket}/doc/readme.md", "w", ContentType="text/markdown") as f:
         f.write("# héllo\n")
@@ -426,9 +437,10 @@ def test_closing_from_the_clients_own_loop_thread_still_closes_it(
 
     async def close_on_the_loop() -> None:
         dg_fs._clients.close_all()
+        scheduled = list(_CLOSING)
+        assert len(scheduled) == 1
         with anyio.fail_after(30):
-            while _CLOSING:
-                await anyio.sleep(0.01)
+            await asyncio.gather(*scheduled)
 
     sync(dg_fs.loop, close_on_the_loop)
     assert client.state is ClientState.CLOSED
