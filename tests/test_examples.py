@@ -72,3 +72,17 @@ def test_async_service(moto_s3: LocalS3, example_bucket: str) -> None:
     assert len(fetched) == 12
     assert sum(line.endswith("intact=True") for line in fetched) == 10
     assert sum(line.endswith("not found") for line in fetched) == 2
+
+
+def test_fsspec_dataframes(moto_s3: LocalS3, example_bucket: str) -> None:
+    result = _run_example("fsspec_dataframes.py", moto_s3, example_bucket)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    exports = [line for line in lines if line.startswith("orders-day")]
+    assert [line.split(":")[0] for line in exports] == [
+        f"orders-day{day}.csv.zip" for day in range(1, 5)
+    ]
+    assert all("stored as delta" in line for line in exports)
+    assert "day 3 read back, identical: True" in lines
+    assert "parquet column read back, identical: True" in lines
