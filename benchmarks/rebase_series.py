@@ -99,7 +99,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="a directory of files sorted by version")
     parser.add_argument("--package", default="botocore")
     parser.add_argument("--versions", default="1.43.0:48")
-    parser.add_argument("--ratios", default="1,0.25,0.3", help="rebase_ratio values (1 = off)")
+    parser.add_argument(
+        "--ratios", default="1,0.25,0.3", help="rebase_ratio values (1 = off; empty: none)"
+    )
     parser.add_argument(
         "--repair", action="store_true", help="also: upload with re-baselining off, then rebase"
     )
@@ -121,7 +123,7 @@ def main() -> None:
         admin.create_bucket(Bucket="bench")
         out = Path(tmp) / "out"
         out.mkdir()
-        for ratio in (float(r) for r in args.ratios.split(",")):
+        for ratio in (float(r) for r in args.ratios.split(",") if r):
             config = s3.config(rebase_ratio=ratio)
             result = anyio.run(run, config, files, f"r{ratio}", out)
             label = "off" if ratio >= 1 else f"{ratio:.2f}"
