@@ -19,9 +19,13 @@ pytestmark = [
 ]
 
 SCRIPT = """
-import os, sys
+import os, signal, sys
 from pathlib import Path
 from deltaglider import create_client
+
+# A program run from a terminal has Python's Ctrl-C handler; a child of a process that
+# ignores SIGINT (as a test worker may, after other tests) would inherit the ignore.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 bucket, source, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 MIB = 1024 * 1024
