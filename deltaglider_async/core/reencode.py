@@ -146,6 +146,11 @@ class _Inventory:
     references: dict[str, ObjectHead]  # key -> head, the first and the later ones
     skipped: list[RebasedFile]
 
+    @property
+    def reference_keys(self) -> dict[str | None, str]:
+        """The stored references by their recorded SHA-256."""
+        return {meta_codec.decode(h).file_sha256: k for k, h in self.references.items()}
+
 
 class Reencoder:
     """Re-encodes the deltas of one directory against better references."""
@@ -222,7 +227,7 @@ class Reencoder:
                 for key, head in inventory.references.items()
                 if reference_generation(key) == 0 or meta_codec.decode(head).file_sha256 in used
             }
-            stored_shas = {meta_codec.decode(h).file_sha256 for h in inventory.references.values()}
+            stored_shas = inventory.reference_keys
             added = [r for r in _new_references(steps) if r.sha256 not in stored_shas]
             report.references_after = len(kept_refs) + len(added)
             # A file stored whole beside a ``.delta`` of its own (an interrupted earlier
@@ -361,7 +366,7 @@ class Reencoder:
         total, count = start.size, 1  # stored bytes and files since ``current``
         # New references get the next generations; bytes already stored as a reference
         # (an interrupted earlier run) keep their key.
-        by_sha = {meta_codec.decode(h).file_sha256: k for k, h in inventory.references.items()}
+        by_sha = inventory.reference_keys
         generation = max((reference_generation(k) for k in inventory.references), default=0)
         for stored in inventory.deltas:
             key = logical_key(stored.head.key)
@@ -472,7 +477,7 @@ class Reencoder:
         self, space: DeltaSpace, inventory: _Inventory, steps: list[_Step], report: SpaceRebase
     ) -> None:
         ctx = self._ctx
-        stored = {meta_codec.decode(h).file_sha256 for h in inventory.references.values()}
+        stored = inventory.reference_keys
         failed: set[str] = set()
         for ref in _new_references(steps):
             if ref.sha256 in stored:
@@ -631,12 +636,19 @@ class Reencoder:
         )
 
     async def _drop_unneeded(self, space: DeltaSpace) -> None:
-        """Drop the later references of ``space`` that no delta names any more."""
+        """Drop the later references of ``space`` that no delta names any more.
+
+        One snapshot of what the deltas name rules out most references at once; only the
+        others go through the drop protocol, which asks again before and after deleting.
+        """
+        named = await self._named_references(space)
         for key in await self._refs.rebased_keys(space):
             head = await self._ctx.storage.head(space.bucket, key)
             if head is None:
                 continue
             sha = meta_codec.decode(head).file_sha256
+            if sha is None or sha in named:
+                continue
 
             async def needed(sha: str | None = sha) -> bool:
                 return sha is None or sha in await self._named_references(space)

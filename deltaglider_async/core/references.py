@@ -290,12 +290,9 @@ class ReferenceStore:
         except ConditionalWriteNotSupportedError:
             await ctx.storage.put_file(space.bucket, key, staged, metadata=meta, settings=chosen)
             on_created()
-        head = await ctx.storage.head(space.bucket, key)
-        if head is None or meta_codec.decode(head).file_sha256 != digest.sha256:
-            return None
-        await ctx.cache_store(digest.sha256, staged)
-        ctx.metrics.increment("deltaglider.reference.rebased")
-        return await _created(key, staged, digest, meta, head, chosen)
+        return await self._written(
+            space.bucket, key, staged, digest, meta, chosen, "deltaglider.reference.rebased"
+        )
 
     async def _create(
         self,
@@ -324,12 +321,29 @@ class ReferenceStore:
             await ctx.storage.put_file(bucket, ref_key, staged, metadata=meta, settings=settings)
         on_created()
         # Servers that ignore If-None-Match overwrite silently: read back who won.
-        head = await ctx.storage.head(bucket, ref_key)
+        return await self._written(
+            bucket, ref_key, staged, digest, meta, settings, "deltaglider.reference.created"
+        )
+
+    async def _written(
+        self,
+        bucket: str,
+        key: str,
+        staged: Path,
+        digest: FileDigest,
+        meta: dict[str, str],
+        settings: Mapping[str, Any],
+        metric: str,
+    ) -> Reference | None:
+        """The reference just written from ``staged`` at ``key``, read back: None when the
+        key holds other bytes (another writer's); else cached locally and counted."""
+        ctx = self._ctx
+        head = await ctx.storage.head(bucket, key)
         if head is None or meta_codec.decode(head).file_sha256 != digest.sha256:
             return None
         await ctx.cache_store(digest.sha256, staged)
-        ctx.metrics.increment("deltaglider.reference.created")
-        return await _created(ref_key, staged, digest, meta, head, settings)
+        ctx.metrics.increment(metric)
+        return await _created(key, staged, digest, meta, head, settings)
 
     async def load(self, bucket: str, head: ObjectHead) -> Reference:
         """A verified local copy of the reference described by ``head``."""
